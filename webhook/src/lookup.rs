@@ -1,0 +1,101 @@
+//! The two lookups admission needs, as traits with a Kubernetes implementation
+//! (`kube_backend`) and a standalone one (`standalone`).
+//!
+//! Admission decision code never calls these itself: the async glue in `review` resolves
+//! what a request needs, then hands plain data to the pure decision functions.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+/// A credential spec as admission sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CredSpecEntry {
+    /// The spec's `credspec` object as compact JSON with keys sorted: what mutate inlines and
+    /// what the byte-equal fast path of the contents check compares against.
+    pub json: Arc<str>,
+    /// The same object parsed, for the semantic (deep-equal) comparison.
+    pub value: Arc<serde_json::Value>,
+}
+
+impl CredSpecEntry {
+    /// Builds an entry from a `credspec` value (keys are sorted by `serde_json::Value`).
+    pub fn new(value: serde_json::Value) -> Self {
+        let json: Arc<str> = value.to_string().into();
+        Self {
+            json,
+            value: Arc::new(value),
+        }
+    }
+}
+
+/// What a spec lookup found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SpecLookup {
+    /// The spec exists and has a non-empty `credspec`.
+    Found(CredSpecEntry),
+    /// The spec exists but its `credspec` is missing or empty (denied with 417).
+    NoCredSpec,
+    /// No spec of that name (denied with 404).
+    NotFound,
+}
+
+/// How fresh a lookup must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Freshness {
+    /// Memory is fine (the watch-fed cache).
+    Cached,
+    /// Ask the source of truth (one live GET): used before denying on a cache miss or a
+    /// contents mismatch, since the cache may lag a spec created or changed a moment ago.
+    Live,
+}
+
+/// A lookup that could not be answered (not a "no": the source could not say).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    /// The API server (or other source) could not be reached or did not answer in time, or
+    /// answered with a server error. Admission fails closed with a 500-class denial.
+    #[error("the Kubernetes API server could not be reached: {0}")]
+    Unavailable(String),
+    /// The webhook's own identity lacks a permission it needs (e.g. `get` on
+    /// gmsacredentialspecs); the message names it.
+    #[error("the webhook is not allowed to {0}")]
+    Forbidden(String),
+}
+
+/// Source of credential specs by name.
+#[async_trait]
+pub trait SpecStore: Send + Sync + 'static {
+    /// Looks a spec up by its (cluster-scoped) name.
+    async fn get(&self, name: &str, freshness: Freshness) -> Result<SpecLookup, LookupError>;
+    /// `Ok(())` once the store can answer (the cache has synced), else why not.
+    fn ready(&self) -> Result<(), String>;
+    /// How many specs are held in memory (for `/metrics`).
+    fn len(&self) -> usize;
+    /// Whether no spec is held in memory.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The answer to "may this service account `use` this spec?".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthzDecision {
+    /// `allowed && !denied` of the access review.
+    pub allowed: bool,
+    /// The authorizer's reason or evaluation error, when it gave one.
+    pub reason: Option<String>,
+}
+
+/// Decides whether a service account may `use` a credential spec.
+#[async_trait]
+pub trait Authorizer: Send + Sync + 'static {
+    /// May `system:serviceaccount:{namespace}:{service_account}` `use` the
+    /// `gmsacredentialspecs` named `spec` (group `windows.k8s.io`)?
+    async fn may_use(
+        &self,
+        namespace: &str,
+        service_account: &str,
+        spec: &str,
+    ) -> Result<AuthzDecision, LookupError>;
+}

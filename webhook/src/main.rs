@@ -1,0 +1,3 @@
+//! The `gmsa-webhook` binary.
+
+fn main() {}
