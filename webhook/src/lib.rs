@@ -5,3 +5,4 @@
 //! pure decision (`admission`) → wire format → bytes out.
 
 pub mod lookup;
+pub mod review;
