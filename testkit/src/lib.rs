@@ -9,6 +9,8 @@
 //!   (copied from `shared/fixtures/apiserver`, see `fixtures/apiserver/README.md`).
 //! - [`status`]: a `metav1.Status` body as the API server sends it with an error code.
 
+pub mod csr;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
