@@ -4,26 +4,48 @@
 //!
 //! # Public API
 //!
-//! - [`GMSACredentialSpec`] `{ metadata: ObjectMeta, credspec: Option<serde_json::Value> }`:
-//!   the resource, implementing [`kube::Resource`] (cluster scoped, `windows.k8s.io/v1`,
-//!   plural `gmsacredentialspecs`), so `kube::Api::<GMSACredentialSpec>::all(client)`,
-//!   reflectors and watchers work. `credspec` is the raw JSON exactly as stored;
-//!   [`GMSACredentialSpec::typed`] parses it into a [`CredSpec`];
-//!   [`GMSACredentialSpec::new`] builds one from a name and a [`CredSpec`].
-//! - [`CredSpec`] (with [`DomainJoinConfig`], [`ActiveDirectoryConfig`],
+//! - [`GMSACredentialSpec`] `{ metadata: ObjectMeta, credspec: Option<serde_json::Value> }`
+//!   ([`resource`]): the resource, implementing [`kube::Resource`] (cluster scoped,
+//!   `windows.k8s.io/v1`, plural `gmsacredentialspecs`), so
+//!   `kube::Api::<GMSACredentialSpec>::all(client)`, reflectors and watchers work.
+//!   `credspec` is the raw JSON exactly as stored; [`GMSACredentialSpec::typed`] parses it
+//!   into a [`CredSpec`]; [`GMSACredentialSpec::new`] builds one from a name and a
+//!   [`CredSpec`]; [`GMSACredentialSpec::to_yaml`] / [`GMSACredentialSpec::to_json_pretty`]
+//!   print it in a stable, reviewable order. Serializing always writes
+//!   `apiVersion: windows.k8s.io/v1` and `kind` (a valid server-side apply body).
+//! - [`CredSpec`] ([`credspec`], with [`DomainJoinConfig`], [`ActiveDirectoryConfig`],
 //!   [`GroupManagedServiceAccount`], [`HostAccountConfig`]): the credential-spec model with
-//!   the exact PascalCase JSON names; unknown fields are kept (`extra`).
-//!   [`CredSpec::from_value`] / [`CredSpec::to_value`]; [`CredSpec::build`] makes what
-//!   `New-CredentialSpec` would from a [`NewCredSpec`].
-//! - Constants: [`GROUP`], [`VERSION`], [`API_VERSION`], [`KIND`], [`PLURAL`].
+//!   the exact PascalCase JSON names; every field optional; unknown fields kept (`extra`).
+//!   [`CredSpec::from_value`] (errors name the JSON path) / [`CredSpec::to_value`];
+//!   [`CredSpec::build`] makes what `New-CredentialSpec` would from a [`NewCredSpec`].
+//! - [`validate()`] (module [`validate`]): `validate(&CredSpec) -> Vec<Problem>`; [`Problem`]
+//!   `{ path, severity, message, hint }`, [`Severity`] `Error | Warning`, [`has_errors`].
+//! - module [`input`]: [`read_document`]`(impl Read) -> Result<Document, InputError>` reads at most
+//!   [`MAX_INPUT_BYTES`], decodes UTF-8 / UTF-8 BOM / UTF-16 LE/BE with BOM, and recognises a
+//!   credential-spec JSON or a `GMSACredentialSpec` manifest (YAML or JSON, v1 or v1alpha1).
+//!   [`Document`] `{ format, encoding, metadata, raw }` with `typed()`, `to_resource(name)`.
+//! - module [`name`]: [`default_name`]`(&CredSpec)` (lower-cased `MachineAccountName`, `_` → `-`)
+//!   and [`check_name`] (RFC 1123 subdomain).
+//! - module [`crd_manifest`]: [`crd_yaml`], [`crd_value`], [`crd()`] — the CRD generated from code
+//!   (v1 storage, v1alpha1 served and deprecated), checked in at [`CRD_PATH`].
+//! - Constants: [`GROUP`], [`VERSION`], [`VERSION_V1ALPHA1`], [`API_VERSION`], [`KIND`],
+//!   [`PLURAL`], [`SINGULAR`].
+pub mod crd_manifest;
 pub mod credspec;
+pub mod input;
+pub mod name;
 pub mod resource;
+pub mod validate;
 
+pub use crd_manifest::{crd, crd_value, crd_yaml, CRD_PATH};
 pub use credspec::{
     ActiveDirectoryConfig, CredSpec, CredSpecError, DomainInfo, DomainJoinConfig, Extra,
     GroupManagedServiceAccount, HostAccount, HostAccountConfig, NewCredSpec,
     ACTIVE_DIRECTORY_PLUGIN, PORTABLE_CCG_VERSION,
 };
+pub use input::{read_document, Document, Encoding, Format, InputError, MAX_INPUT_BYTES};
+pub use name::{check_name, default_name, NameError};
 pub use resource::{
     GMSACredentialSpec, API_VERSION, GROUP, KIND, PLURAL, SINGULAR, VERSION, VERSION_V1ALPHA1,
 };
+pub use validate::{has_errors, validate, Problem, Severity};

@@ -73,6 +73,53 @@ impl GMSACredentialSpec {
     }
 }
 
+impl GMSACredentialSpec {
+    /// The object as reviewable YAML: `apiVersion`, `kind`, `metadata`, `credspec`, with the
+    /// credspec's keys in the order `New-CredentialSpec` writes them (unknown keys after the
+    /// known ones). A credspec the typed model refuses is written as stored.
+    pub fn to_yaml(&self) -> Result<String, serde_norway::Error> {
+        serde_norway::to_string(&self.ordered())
+    }
+
+    /// The object as pretty JSON, in the same order as [`GMSACredentialSpec::to_yaml`].
+    pub fn to_json_pretty(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string_pretty(&self.ordered())
+    }
+
+    fn ordered(&self) -> Ordered<'_> {
+        let credspec = self
+            .credspec
+            .as_ref()
+            .map(|raw| match CredSpec::from_value(raw) {
+                Ok(typed) => OrderedCredSpec::Typed(Box::new(typed)),
+                Err(_) => OrderedCredSpec::Raw(raw),
+            });
+        Ordered {
+            api_version: API_VERSION,
+            kind: KIND,
+            metadata: &self.metadata,
+            credspec,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Ordered<'a> {
+    #[serde(rename = "apiVersion")]
+    api_version: &'static str,
+    kind: &'static str,
+    metadata: &'a ObjectMeta,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credspec: Option<OrderedCredSpec<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum OrderedCredSpec<'a> {
+    Typed(Box<CredSpec>),
+    Raw(&'a serde_json::Value),
+}
+
 impl Serialize for GMSACredentialSpec {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;
