@@ -28,8 +28,11 @@
 //!   and [`check_name`] (RFC 1123 subdomain).
 //! - module [`crd_manifest`]: [`crd_yaml`], [`crd_value`], [`crd()`] — the CRD generated from code
 //!   (v1 storage, v1alpha1 served and deprecated), checked in at [`CRD_PATH`].
+//! - module [`apply`]: [`apply()`]`(kube::Client, &GMSACredentialSpec, force: bool)` server-side
+//!   applies (field manager [`FIELD_MANAGER`] = `gmsa`) and returns the stored object.
 //! - Constants: [`GROUP`], [`VERSION`], [`VERSION_V1ALPHA1`], [`API_VERSION`], [`KIND`],
 //!   [`PLURAL`], [`SINGULAR`].
+pub mod apply;
 pub mod crd_manifest;
 pub mod credspec;
 pub mod input;
@@ -37,6 +40,7 @@ pub mod name;
 pub mod resource;
 pub mod validate;
 
+pub use apply::{apply, FIELD_MANAGER};
 pub use crd_manifest::{crd, crd_value, crd_yaml, CRD_PATH};
 pub use credspec::{
     ActiveDirectoryConfig, CredSpec, CredSpecError, DomainInfo, DomainJoinConfig, Extra,
