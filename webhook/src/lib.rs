@@ -4,5 +4,6 @@
 //! (`review`) → lookups resolved through [`lookup::SpecStore`] and [`lookup::Authorizer`] →
 //! pure decision (`admission`) → wire format → bytes out.
 
+pub mod admission;
 pub mod lookup;
 pub mod review;

@@ -3,19 +3,34 @@
 //!
 //! CONTRACT (used by `server`): [`Admitter::handle`] takes the raw request body of `/mutate` or
 //! `/validate` and returns the response body plus an [`Outcome`] for metrics and logs.
+//!
+//! Reviews are read with a minimal borrowed struct: the pod stays a raw JSON slice until the
+//! cheap [`admission::mentions_gmsa`] gate says it may carry GMSA fields, so a pod without
+//! GMSA costs one pass over the body and no lookup. The response is written in the request's
+//! AdmissionReview version (`admission.k8s.io/v1`, or `v1beta1` for older API servers).
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::lookup::{Authorizer, SpecStore};
+use base64::Engine as _;
+use futures::future::join_all;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use tracing::Instrument as _;
 
-/// Which webhook path was called.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ReviewKind {
-    /// `/mutate`: inline the named specs' contents.
-    Mutate,
-    /// `/validate`: authorization and contents checks.
-    Validate,
-}
+use crate::admission::{
+    self, contents_match, DecideOptions, Decision, Denial, Needs, Resolved, Scan, SpecNeed,
+};
+use crate::lookup::{Authorizer, Freshness, LookupError, SpecLookup, SpecStore};
+
+pub use crate::admission::ReviewKind;
+
+/// `apiVersion` of v1 AdmissionReviews.
+pub const ADMISSION_V1: &str = "admission.k8s.io/v1";
+/// `apiVersion` of v1beta1 AdmissionReviews (Kubernetes before 1.16 defaults; still sent when
+/// a webhook configuration lists it first).
+pub const ADMISSION_V1BETA1: &str = "admission.k8s.io/v1beta1";
 
 /// Behaviour switches.
 #[derive(Clone, Debug, Default)]
@@ -40,6 +55,18 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// A short label for metrics: `no_gmsa`, `allowed`, `patched`, `denied`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::NoGmsa => "no_gmsa",
+            Self::Allowed => "allowed",
+            Self::Patched => "patched",
+            Self::Denied { .. } => "denied",
+        }
+    }
+}
+
 /// A handled review: the HTTP response body (an AdmissionReview) and its outcome.
 #[derive(Debug)]
 pub struct Handled {
@@ -55,6 +82,165 @@ pub struct Admitter {
     specs: Arc<dyn SpecStore>,
     authz: Arc<dyn Authorizer>,
     options: Options,
+}
+
+// ---- wire format in ----------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReviewIn<'a> {
+    #[serde(borrow, default)]
+    api_version: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    request: Option<RequestIn<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct GroupVersionKindIn<'a> {
+    #[serde(borrow, default)]
+    group: Cow<'a, str>,
+    #[serde(borrow, default)]
+    kind: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RequestIn<'a> {
+    #[serde(borrow, default)]
+    uid: Cow<'a, str>,
+    #[serde(borrow, default)]
+    kind: Option<GroupVersionKindIn<'a>>,
+    #[serde(borrow, default)]
+    sub_resource: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    namespace: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    operation: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    object: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    old_object: Option<&'a RawValue>,
+}
+
+/// Just enough to echo the UID and version when the full review does not parse.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EnvelopeIn {
+    #[serde(default)]
+    api_version: Option<String>,
+    #[serde(default)]
+    request: Option<UidIn>,
+}
+
+#[derive(Deserialize)]
+struct UidIn {
+    #[serde(default)]
+    uid: Option<String>,
+}
+
+// ---- wire format out ---------------------------------------------------------------------
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReviewOut<'a> {
+    api_version: &'a str,
+    kind: &'static str,
+    response: ResponseOut<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResponseOut<'a> {
+    uid: &'a str,
+    allowed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<StatusOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    audit_annotations: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    warnings: &'a [String],
+}
+
+/// A `metav1.Status` as admission responses carry it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusOut {
+    status: &'static str,
+    message: String,
+    reason: &'static str,
+    code: u16,
+}
+
+fn wire_version(api_version: Option<&str>) -> &'static str {
+    if api_version == Some(ADMISSION_V1BETA1) {
+        ADMISSION_V1BETA1
+    } else {
+        ADMISSION_V1
+    }
+}
+
+/// Serializes a decision as an AdmissionReview response; returns the body and its outcome.
+fn respond(api_version: &str, uid: &str, decision: &Decision, no_gmsa: bool) -> Handled {
+    let (patch, patch_type) = if decision.patch.is_empty() || !decision.allowed() {
+        (None, None)
+    } else {
+        match serde_json::to_vec(&decision.patch) {
+            Ok(json) => (
+                Some(base64::engine::general_purpose::STANDARD.encode(json)),
+                Some("JSONPatch"),
+            ),
+            // A patch made of strings and pointers always serializes; deny if it ever does not.
+            Err(e) => {
+                let denial = Denial::MalformedReview {
+                    error: format!("internal error: the JSON patch did not serialize: {e}"),
+                };
+                return respond(api_version, uid, &Decision::deny(denial), false);
+            }
+        }
+    };
+    let status = decision.denial.as_ref().map(|d| StatusOut {
+        status: "Failure",
+        message: d.to_string(),
+        reason: d.reason(),
+        code: d.code(),
+    });
+    let outcome = match &decision.denial {
+        Some(d) => Outcome::Denied { code: d.code() },
+        None if no_gmsa => Outcome::NoGmsa,
+        None if patch.is_some() => Outcome::Patched,
+        None => Outcome::Allowed,
+    };
+    let review = ReviewOut {
+        api_version,
+        kind: "AdmissionReview",
+        response: ResponseOut {
+            uid,
+            allowed: decision.allowed(),
+            status,
+            patch,
+            patch_type,
+            audit_annotations: &decision.audit_annotations,
+            warnings: &decision.warnings,
+        },
+    };
+    // Serializing plain strings, bools and maps of strings cannot fail.
+    let body = serde_json::to_vec(&review).unwrap_or_default();
+    Handled { body, outcome }
+}
+
+fn log_denial(denial: &Denial, namespace: &str, pod: &str) {
+    tracing::info!(
+        namespace,
+        pod,
+        code = denial.code(),
+        reason = %denial,
+        "admission denied"
+    );
 }
 
 impl Admitter {
@@ -74,11 +260,139 @@ impl Admitter {
 
     /// Handles one review body for `kind`. Never fails: malformed input becomes a denial.
     pub async fn handle(&self, kind: ReviewKind, body: &[u8]) -> Handled {
-        // Placeholder until the admission rules land (see issue 3); denies everything.
-        let _ = (kind, body, &self.authz, &self.options);
-        Handled {
-            body: br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"","allowed":false,"status":{"code":500,"message":"admission rules not built yet"}}}"#.to_vec(),
-            outcome: Outcome::Denied { code: 500 },
+        let review: ReviewIn<'_> = match serde_json::from_slice(body) {
+            Ok(review) => review,
+            Err(e) => {
+                let envelope = serde_json::from_slice::<EnvelopeIn>(body).ok();
+                let version =
+                    wire_version(envelope.as_ref().and_then(|e| e.api_version.as_deref()));
+                let uid = envelope
+                    .and_then(|e| e.request)
+                    .and_then(|r| r.uid)
+                    .unwrap_or_default();
+                let denial = Denial::MalformedReview {
+                    error: e.to_string(),
+                };
+                log_denial(&denial, "", "");
+                return respond(version, &uid, &Decision::deny(denial), false);
+            }
+        };
+        let version = wire_version(review.api_version.as_deref());
+        let Some(request) = review.request else {
+            let denial = Denial::NoRequest;
+            log_denial(&denial, "", "");
+            return respond(version, "", &Decision::deny(denial), false);
+        };
+        let span = tracing::info_span!(
+            "review",
+            kind = ?kind,
+            uid = %request.uid,
+            namespace = request.namespace.as_deref().unwrap_or_default(),
+            pod = tracing::field::Empty,
+        );
+        self.handle_request(kind, version, &request)
+            .instrument(span)
+            .await
+    }
+
+    async fn handle_request(
+        &self,
+        kind: ReviewKind,
+        version: &str,
+        request: &RequestIn<'_>,
+    ) -> Handled {
+        let uid = request.uid.as_ref();
+        let namespace = request.namespace.as_deref();
+        let deny = |denial: Denial, pod: &str| {
+            log_denial(&denial, namespace.unwrap_or_default(), pod);
+            respond(version, uid, &Decision::deny(denial), false)
+        };
+        let gvk = request.kind.as_ref();
+        let operation = match admission::check_request(
+            gvk.map(|k| k.group.as_ref()).unwrap_or_default(),
+            gvk.map(|k| k.kind.as_ref()).unwrap_or_default(),
+            request.operation.as_deref().unwrap_or_default(),
+        ) {
+            Ok(op) => op,
+            Err(denial) => return deny(denial, ""),
+        };
+        let object = request.object.map(RawValue::get);
+        let old_object = request.old_object.map(RawValue::get);
+        // Fast gate: a pod object (and old pod) without any GMSA field needs nothing more.
+        let plain = |raw: &str| raw.starts_with('{') && !admission::mentions_gmsa(raw);
+        if object.is_some_and(plain) && old_object.is_none_or(plain) {
+            return respond(version, uid, &Decision::allow(), true);
         }
+        let scan = match admission::scan(
+            operation,
+            namespace,
+            request.sub_resource.as_deref(),
+            object,
+            old_object,
+        ) {
+            Ok(scan) => scan,
+            Err(denial) => return deny(denial, ""),
+        };
+        let pod = scan.pod.shown().to_string();
+        tracing::Span::current().record("pod", pod.as_str());
+        let needs = scan.needs(kind);
+        let resolved = self.resolve(&scan, &needs).await;
+        let options = DecideOptions {
+            random_hostname: self.options.random_hostname,
+            hostname_seed: if self.options.random_hostname {
+                uuid::Uuid::new_v4().as_u128()
+            } else {
+                0
+            },
+        };
+        let decision = admission::decide(kind, &scan, &resolved, &options);
+        match &decision.denial {
+            Some(denial) => log_denial(denial, &scan.namespace, &pod),
+            None => tracing::debug!(
+                patch_ops = decision.patch.len(),
+                warnings = decision.warnings.len(),
+                "admission allowed"
+            ),
+        }
+        respond(version, uid, &decision, false)
+    }
+
+    /// Resolves a scan's needs: spec lookups (memory first, one live re-check before a
+    /// denial) and `use` checks, all concurrently.
+    async fn resolve(&self, scan: &Scan<'_>, needs: &Needs<'_>) -> Resolved {
+        let specs = join_all(needs.specs.iter().map(|need| self.lookup_spec(need)));
+        let authz = join_all(needs.authz.iter().map(|spec| {
+            self.authz
+                .may_use(&scan.namespace, &scan.service_account, spec)
+        }));
+        let (specs, authz) = futures::join!(specs, authz);
+        Resolved {
+            specs: needs
+                .specs
+                .iter()
+                .map(|n| n.name.to_string())
+                .zip(specs)
+                .collect(),
+            authz: needs
+                .authz
+                .iter()
+                .map(|n| n.to_string())
+                .zip(authz)
+                .collect(),
+        }
+    }
+
+    async fn lookup_spec(&self, need: &SpecNeed<'_>) -> Result<SpecLookup, LookupError> {
+        let cached = self.specs.get(need.name, Freshness::Cached).await;
+        if let Ok(SpecLookup::Found(entry)) = &cached {
+            if need.presets.iter().all(|p| contents_match(p, entry)) {
+                return cached;
+            }
+        }
+        tracing::debug!(
+            spec = need.name,
+            "cred spec missing, empty or different in memory; reading it live"
+        );
+        self.specs.get(need.name, Freshness::Live).await
     }
 }
