@@ -8,7 +8,10 @@
 //! - [`fixture`] / [`fixture_text`]: the captures from real kube-apiserver 1.32 and 1.28
 //!   (copied from `shared/fixtures/apiserver`, see `fixtures/apiserver/README.md`).
 //! - [`status`]: a `metav1.Status` body as the API server sends it with an error code.
+//! - [`crd_api::CrdApi`]: a stateful fake of the `gmsacredentialspecs` collection (list, watch,
+//!   GET) and of LocalSubjectAccessReviews, with fault injection.
 
+pub mod crd_api;
 pub mod csr;
 
 use std::net::SocketAddr;

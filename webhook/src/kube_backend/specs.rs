@@ -1,0 +1,418 @@
+//! [`KubeSpecStore`]: credential specs kept in memory by a watch of `gmsacredentialspecs`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::future::{BoxFuture, Shared};
+use futures::{FutureExt, StreamExt};
+use gmsa_crd::GMSACredentialSpec;
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::Api;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+use super::{api_status, describe};
+use crate::lookup::{CredSpecEntry, Freshness, LookupError, SpecLookup, SpecStore};
+
+/// Settings of [`KubeSpecStore`].
+#[derive(Clone, Debug)]
+pub struct SpecStoreConfig {
+    /// Deadline of one live GET (answered [`LookupError::Unavailable`] beyond it). Keep it
+    /// well below the API server's webhook timeout (10 s by default).
+    pub timeout: Duration,
+}
+
+impl Default for SpecStoreConfig {
+    /// A 3 s live GET deadline.
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+type LiveFuture = Shared<BoxFuture<'static, Result<SpecLookup, LookupError>>>;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabel {
+    event: &'static str,
+}
+
+#[derive(Clone, Default)]
+struct Metrics {
+    live_gets: Family<ResultLabel, Counter>,
+    watch_events: Family<EventLabel, Counter>,
+    watch_restarts: Counter,
+    watch_errors: Counter,
+}
+
+impl Metrics {
+    fn register(registry: &mut Registry) -> Self {
+        let m = Self::default();
+        registry.register(
+            "gmsa_webhook_spec_live_gets",
+            "Live GETs of gmsacredentialspecs (cache misses, re-checks) by result: found, not_found, no_credspec, error",
+            m.live_gets.clone(),
+        );
+        registry.register(
+            "gmsa_webhook_spec_watch_events",
+            "Watch events applied to the credspec cache by event: applied, deleted, listed (one per object of a (re)list)",
+            m.watch_events.clone(),
+        );
+        registry.register(
+            "gmsa_webhook_spec_watch_restarts",
+            "Full re-lists of gmsacredentialspecs after the first (410 Gone, errors)",
+            m.watch_restarts.clone(),
+        );
+        registry.register(
+            "gmsa_webhook_spec_watch_errors",
+            "Errors of the gmsacredentialspecs list/watch (each followed by a backoff and a retry)",
+            m.watch_errors.clone(),
+        );
+        m
+    }
+
+    fn live(&self, result: &'static str) {
+        self.live_gets.get_or_create(&ResultLabel { result }).inc();
+    }
+
+    fn event(&self, event: &'static str) {
+        self.watch_events.get_or_create(&EventLabel { event }).inc();
+    }
+}
+
+#[derive(Default)]
+struct SyncState {
+    synced: bool,
+    last_error: Option<String>,
+}
+
+/// Credential specs from a watch of `gmsacredentialspecs` (cluster scope), kept in memory as
+/// name → [`SpecLookup`] built once per watch event.
+///
+/// - `get(name, Cached)`: from memory; a miss is [`SpecLookup::NotFound`] once the initial list
+///   has synced, and a live GET before that (so the webhook works, slower, while the watch is
+///   failing, e.g. without `list`/`watch` permission).
+/// - `get(name, Live)`: one GET with the configured deadline; concurrent live GETs of the same
+///   name share one API call. Live answers do not modify the cache (the watch stays the only
+///   writer, so an older event can never overwrite a newer GET or the reverse).
+/// - `ready()`: `Ok` once the initial list has synced; before that the error says why (the
+///   last list/watch error, e.g. a missing permission).
+///
+/// The watch restarts by itself after errors and `410 Gone` (kube-runtime's default backoff:
+/// 0.8 s doubling to 30 s, with jitter); a re-list replaces the map atomically when complete,
+/// and the previous contents keep answering meanwhile.
+pub struct KubeSpecStore {
+    api: Api<GMSACredentialSpec>,
+    config: SpecStoreConfig,
+    specs: RwLock<HashMap<String, SpecLookup>>,
+    state: Mutex<SyncState>,
+    inflight: Arc<Mutex<HashMap<String, LiveFuture>>>,
+    metrics: Metrics,
+}
+
+impl KubeSpecStore {
+    /// Starts watching `gmsacredentialspecs` with `client` and registers the store's metrics
+    /// (`gmsa_webhook_spec_*`) in `registry`. Returns the store and the spawned watch task,
+    /// which runs until aborted (abort it on shutdown). Must be called inside a tokio runtime.
+    pub fn start(
+        client: kube::Client,
+        config: SpecStoreConfig,
+        registry: &mut Registry,
+    ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
+        let store = Arc::new(Self {
+            api: Api::all(client),
+            config,
+            specs: RwLock::default(),
+            state: Mutex::default(),
+            inflight: Arc::default(),
+            metrics: Metrics::register(registry),
+        });
+        let task = tokio::spawn(store.clone().run_watch());
+        (store, task)
+    }
+
+    /// The last list/watch error since the last successful (re)list, if any.
+    pub fn watch_error(&self) -> Option<String> {
+        self.lock_state().last_error.clone()
+    }
+
+    fn lock_state(&self) -> std::sync::MutexGuard<'_, SyncState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn run_watch(self: Arc<Self>) {
+        let stream =
+            watcher::watcher(self.api.clone(), watcher::Config::default()).default_backoff();
+        let mut stream = std::pin::pin!(stream);
+        let mut relist: Option<HashMap<String, SpecLookup>> = None;
+        let mut lists = 0u64;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(Event::Init) => {
+                    lists += 1;
+                    if lists > 1 {
+                        self.metrics.watch_restarts.inc();
+                    }
+                    relist = Some(HashMap::new());
+                }
+                Ok(Event::InitApply(spec)) => {
+                    self.metrics.event("listed");
+                    if let Some(map) = relist.as_mut() {
+                        map.insert(spec.name().to_string(), lookup_of(&spec));
+                    }
+                }
+                Ok(Event::InitDone) => {
+                    let map = relist.take().unwrap_or_default();
+                    let n = map.len();
+                    *self.specs.write().unwrap_or_else(|p| p.into_inner()) = map;
+                    let mut state = self.lock_state();
+                    state.synced = true;
+                    state.last_error = None;
+                    drop(state);
+                    tracing::info!(specs = n, "credspec cache synced from the API server");
+                }
+                Ok(Event::Apply(spec)) => {
+                    self.metrics.event("applied");
+                    let lookup = lookup_of(&spec);
+                    tracing::debug!(spec = spec.name(), "credspec added or changed");
+                    self.specs
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(spec.name().to_string(), lookup);
+                }
+                Ok(Event::Delete(spec)) => {
+                    self.metrics.event("deleted");
+                    tracing::debug!(spec = spec.name(), "credspec deleted");
+                    self.specs
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(spec.name());
+                }
+                Err(e) => {
+                    self.metrics.watch_errors.inc();
+                    let text = describe_watch_error(&e);
+                    if is_gone(&e) {
+                        tracing::info!("{text}");
+                    } else {
+                        tracing::warn!("{text}; retrying with backoff");
+                    }
+                    self.lock_state().last_error = Some(text);
+                }
+            }
+        }
+    }
+
+    /// One live GET, shared by every concurrent caller asking for the same name.
+    async fn live(&self, name: &str) -> Result<SpecLookup, LookupError> {
+        let fut = {
+            let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            match inflight.get(name) {
+                Some(f) => f.clone(),
+                None => {
+                    let api = self.api.clone();
+                    let timeout = self.config.timeout;
+                    let metrics = self.metrics.clone();
+                    let registry = Arc::clone(&self.inflight);
+                    let key = name.to_string();
+                    let f = async move {
+                        let result = fetch(&api, &key, timeout).await;
+                        metrics.live(match &result {
+                            Ok(SpecLookup::Found(_)) => "found",
+                            Ok(SpecLookup::NotFound) => "not_found",
+                            Ok(SpecLookup::NoCredSpec) => "no_credspec",
+                            Err(_) => "error",
+                        });
+                        registry
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&key);
+                        result
+                    }
+                    .boxed()
+                    .shared();
+                    inflight.insert(name.to_string(), f.clone());
+                    f
+                }
+            }
+        };
+        fut.await
+    }
+}
+
+async fn fetch(
+    api: &Api<GMSACredentialSpec>,
+    name: &str,
+    timeout: Duration,
+) -> Result<SpecLookup, LookupError> {
+    match tokio::time::timeout(timeout, api.get_opt(name)).await {
+        Ok(Ok(Some(spec))) => Ok(lookup_of(&spec)),
+        Ok(Ok(None)) => Ok(SpecLookup::NotFound),
+        Ok(Err(e)) if api_status(&e) == Some(403) => Err(LookupError::Forbidden(format!(
+            "get gmsacredentialspecs \"{name}\" (grant its service account `get` on \
+             gmsacredentialspecs.windows.k8s.io): {}",
+            describe(&e)
+        ))),
+        Ok(Err(e)) => Err(LookupError::Unavailable(format!(
+            "GET gmsacredentialspecs \"{name}\" failed: {}",
+            describe(&e)
+        ))),
+        Err(_) => Err(LookupError::Unavailable(format!(
+            "GET gmsacredentialspecs \"{name}\" did not answer within {timeout:?}"
+        ))),
+    }
+}
+
+/// What admission needs from one object: its `credspec`, or that it has none.
+fn lookup_of(spec: &GMSACredentialSpec) -> SpecLookup {
+    match &spec.credspec {
+        None | Some(serde_json::Value::Null) => SpecLookup::NoCredSpec,
+        Some(serde_json::Value::Object(m)) if m.is_empty() => SpecLookup::NoCredSpec,
+        Some(serde_json::Value::String(s)) if s.is_empty() => SpecLookup::NoCredSpec,
+        Some(v) => SpecLookup::Found(CredSpecEntry::new(v.clone())),
+    }
+}
+
+fn watch_status(e: &watcher::Error) -> Option<u16> {
+    match e {
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => api_status(e),
+        watcher::Error::WatchError(status) => Some(status.code),
+        watcher::Error::NoResourceVersion => None,
+    }
+}
+
+fn is_gone(e: &watcher::Error) -> bool {
+    watch_status(e) == Some(410)
+}
+
+/// The text `ready()` and the logs show for a list/watch error.
+fn describe_watch_error(e: &watcher::Error) -> String {
+    let detail = match e {
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => describe(e),
+        watcher::Error::WatchError(s) => format!("{} {}: {}", s.code, s.reason, s.message),
+        watcher::Error::NoResourceVersion => e.to_string(),
+    };
+    let what = match e {
+        watcher::Error::InitialListFailed(_) => "list",
+        _ => "watch",
+    };
+    match watch_status(e) {
+        Some(403) => format!(
+            "{what} failed: 403 forbidden: grant list/watch on gmsacredentialspecs.windows.k8s.io \
+             to the webhook's service account ({detail})"
+        ),
+        Some(410) => format!("watch expired (410 Gone), re-listing: {detail}"),
+        _ => format!("{what} of gmsacredentialspecs failed: {detail}"),
+    }
+}
+
+#[async_trait]
+impl SpecStore for KubeSpecStore {
+    async fn get(&self, name: &str, freshness: Freshness) -> Result<SpecLookup, LookupError> {
+        if freshness == Freshness::Cached {
+            if let Some(found) = self
+                .specs
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(name)
+            {
+                return Ok(found.clone());
+            }
+            if self.lock_state().synced {
+                return Ok(SpecLookup::NotFound);
+            }
+        }
+        self.live(name).await
+    }
+
+    fn ready(&self) -> Result<(), String> {
+        let state = self.lock_state();
+        if state.synced {
+            return Ok(());
+        }
+        Err(format!(
+            "credspec cache has not synced yet: {}",
+            state
+                .last_error
+                .as_deref()
+                .unwrap_or("the initial list of gmsacredentialspecs is in progress")
+        ))
+    }
+
+    fn len(&self) -> usize {
+        self.specs.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec(credspec: Option<serde_json::Value>) -> GMSACredentialSpec {
+        GMSACredentialSpec {
+            credspec,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn lookup_of_maps_missing_and_empty_credspecs_to_no_credspec() {
+        let cases = [
+            (None, SpecLookup::NoCredSpec),
+            (Some(json!(null)), SpecLookup::NoCredSpec),
+            (Some(json!({})), SpecLookup::NoCredSpec),
+            (Some(json!("")), SpecLookup::NoCredSpec),
+            (
+                Some(json!({"b": 1, "a": 2})),
+                SpecLookup::Found(CredSpecEntry::new(json!({"a": 2, "b": 1}))),
+            ),
+        ];
+        for (credspec, want) in cases {
+            assert_eq!(lookup_of(&spec(credspec.clone())), want, "{credspec:?}");
+        }
+        match lookup_of(&spec(Some(json!({"b": 1, "a": 2})))) {
+            SpecLookup::Found(e) => assert_eq!(&*e.json, r#"{"a":2,"b":1}"#),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn watch_errors_name_the_missing_permission() {
+        let status = kube::core::Status {
+            code: 403,
+            reason: "Forbidden".into(),
+            message: "cannot list".into(),
+            ..Default::default()
+        };
+        let e = watcher::Error::InitialListFailed(kube::Error::Api(Box::new(status.clone())));
+        let text = describe_watch_error(&e);
+        assert!(
+            text.starts_with("list failed: 403 forbidden: grant list/watch on gmsacredentialspecs"),
+            "{text}"
+        );
+        let gone = watcher::Error::WatchError(Box::new(kube::core::Status {
+            code: 410,
+            reason: "Expired".into(),
+            message: "too old resource version: 1 (212)".into(),
+            ..Default::default()
+        }));
+        assert!(is_gone(&gone));
+        assert!(describe_watch_error(&gone).contains("410 Gone"));
+        assert!(!is_gone(&e));
+    }
+}

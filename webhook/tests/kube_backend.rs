@@ -1,0 +1,716 @@
+//! The Kubernetes backend (`KubeSpecStore`, `KubeAuthorizer`) through a real `kube::Client`
+//! against testkit's fake API server (`CrdApi`, answering like the captured kube-apiserver).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gmsa_testkit::crd_api::{
+    captured_credspec, lsar_path, spec_path, AuthzAnswer, CrdApi, Fault, Route, SPECS_PATH,
+};
+use gmsa_testkit::{fixture, FakeApiServer};
+use gmsa_webhook::kube_backend::{AuthzConfig, KubeAuthorizer, KubeSpecStore, SpecStoreConfig};
+use gmsa_webhook::lookup::{
+    Authorizer, CredSpecEntry, Freshness, LookupError, SpecLookup, SpecStore,
+};
+use prometheus_client::registry::Registry;
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(4);
+
+struct Store {
+    server: FakeApiServer,
+    store: Arc<KubeSpecStore>,
+    task: tokio::task::JoinHandle<()>,
+    registry: Registry,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn start_store(api: &CrdApi, timeout: Duration) -> Store {
+    let server = FakeApiServer::start(api.router()).await;
+    let mut registry = Registry::default();
+    let (store, task) =
+        KubeSpecStore::start(server.client(), SpecStoreConfig { timeout }, &mut registry);
+    Store {
+        server,
+        store,
+        task,
+        registry,
+    }
+}
+
+async fn synced_store(api: &CrdApi) -> Store {
+    let s = start_store(api, Duration::from_secs(2)).await;
+    eventually("the cache syncs", || async { s.store.ready().is_ok() }).await;
+    s
+}
+
+/// Polls `cond` every 10 ms until it holds, failing after [`WAIT`].
+async fn eventually<F, Fut>(what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !cond().await {
+        assert!(start.elapsed() < WAIT, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn found(value: Value) -> SpecLookup {
+    SpecLookup::Found(CredSpecEntry::new(value))
+}
+
+async fn cached(store: &KubeSpecStore, name: &str) -> SpecLookup {
+    store
+        .get(name, Freshness::Cached)
+        .await
+        .expect("cached lookup")
+}
+
+fn metrics_text(registry: &Registry) -> String {
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, registry).expect("encode metrics");
+    out
+}
+
+// ---- credspec cache ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn cache_syncs_from_the_captured_list_and_answers_from_memory() {
+    let api = CrdApi::from_capture();
+    let s = start_store(&api, Duration::from_secs(2)).await;
+    eventually("the cache syncs", || async { s.store.ready().is_ok() }).await;
+    assert_eq!(s.store.len(), 1);
+    for _ in 0..100 {
+        assert_eq!(
+            cached(&s.store, "webapp01").await,
+            found(captured_credspec())
+        );
+    }
+    assert_eq!(cached(&s.store, "nope").await, SpecLookup::NotFound);
+    assert_eq!(s.server.count("GET", &spec_path("webapp01")), 0);
+    assert_eq!(s.server.count("GET", &spec_path("nope")), 0);
+    assert_eq!(api.calls(Route::List), 1);
+    let text = metrics_text(&s.registry);
+    assert!(
+        text.contains("gmsa_webhook_spec_watch_events_total{event=\"listed\"} 1"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn not_ready_says_why_and_misses_go_live_until_synced() {
+    let api = CrdApi::from_capture();
+    api.fail_always(Route::List, Fault::Status(403));
+    let s = start_store(&api, Duration::from_secs(2)).await;
+    eventually("the list error is reported", || async {
+        s.store.ready().is_err_and(|e| e.contains("403 forbidden"))
+    })
+    .await;
+    let why = s.store.ready().expect_err("not synced");
+    assert!(
+        why.starts_with("credspec cache has not synced yet: list failed: 403 forbidden: grant list/watch on gmsacredentialspecs"),
+        "{why}"
+    );
+    // Before the sync a cached lookup cannot say "not found": it asks the API server.
+    assert_eq!(
+        cached(&s.store, "webapp01").await,
+        found(captured_credspec())
+    );
+    assert_eq!(cached(&s.store, "nope").await, SpecLookup::NotFound);
+    assert_eq!(s.server.count("GET", &spec_path("webapp01")), 1);
+    assert_eq!(s.server.count("GET", &spec_path("nope")), 1);
+
+    // The permission is granted: the watch recovers by itself (backoff), no restart.
+    api.clear_faults();
+    eventually("the cache syncs after the fault", || async {
+        s.store.ready().is_ok()
+    })
+    .await;
+    assert_eq!(s.store.watch_error(), None);
+    assert_eq!(cached(&s.store, "nope").await, SpecLookup::NotFound);
+    assert_eq!(s.server.count("GET", &spec_path("nope")), 1);
+}
+
+#[tokio::test]
+async fn captured_watch_events_add_change_and_delete_a_spec() {
+    let api = CrdApi::from_capture();
+    let s = synced_store(&api).await;
+    let events: Vec<Value> =
+        gmsa_testkit::fixture_text("k8s-1.32/api/gmsacredentialspecs-watch.jsonl")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("watch line"))
+            .collect();
+    for event in &events {
+        let object = event["object"].clone();
+        match event["type"].as_str() {
+            Some("ADDED" | "MODIFIED") => {
+                api.apply_object(object.clone());
+                let want = found(object["credspec"].clone());
+                eventually("the cache has the new contents", || async {
+                    cached(&s.store, "webapp02").await == want
+                })
+                .await;
+            }
+            Some("DELETED") => {
+                api.delete("webapp02").expect("webapp02 exists");
+                eventually("the cache forgets the spec", || async {
+                    cached(&s.store, "webapp02").await == SpecLookup::NotFound
+                })
+                .await;
+            }
+            Some("BOOKMARK") => api.bookmark(),
+            other => panic!("unexpected event type {other:?}"),
+        }
+    }
+    // The change is the capture's: NetBiosName CONTOSO -> CONTOSO2 (seen above), then gone.
+    assert_eq!(
+        events[1]["object"]["credspec"]["DomainJoinConfig"]["NetBiosName"],
+        "CONTOSO2"
+    );
+    assert_eq!(s.store.len(), 1);
+    assert_eq!(
+        cached(&s.store, "webapp01").await,
+        found(captured_credspec())
+    );
+    assert_eq!(
+        s.server.count("GET", &spec_path("webapp02")),
+        0,
+        "no live GET"
+    );
+    assert_eq!(api.calls(Route::List), 1, "no re-list");
+}
+
+#[tokio::test]
+async fn a_spec_without_credspec_is_no_credspec() {
+    let api = CrdApi::from_capture();
+    let s = synced_store(&api).await;
+    api.apply("empty", Some(json!({})));
+    api.apply("missing", None);
+    api.apply("null", Some(Value::Null));
+    eventually("the three specs are cached", || async {
+        s.store.len() == 4
+    })
+    .await;
+    for name in ["empty", "missing", "null"] {
+        assert_eq!(
+            cached(&s.store, name).await,
+            SpecLookup::NoCredSpec,
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn live_lookup_sees_a_spec_the_watch_has_not_delivered() {
+    let api = CrdApi::from_capture();
+    let s = synced_store(&api).await;
+    api.apply_unwatched("fresh", Some(json!({"CmsPlugins": ["ActiveDirectory"]})));
+    assert_eq!(cached(&s.store, "fresh").await, SpecLookup::NotFound);
+    let live = s
+        .store
+        .get("fresh", Freshness::Live)
+        .await
+        .expect("live lookup");
+    assert_eq!(live, found(json!({"CmsPlugins": ["ActiveDirectory"]})));
+    assert_eq!(s.server.count("GET", &spec_path("fresh")), 1);
+    // A live answer does not write the cache: the watch stays its only writer.
+    assert_eq!(cached(&s.store, "fresh").await, SpecLookup::NotFound);
+}
+
+#[tokio::test]
+async fn live_lookup_of_a_missing_spec_is_not_found() {
+    let api = CrdApi::from_capture();
+    let s = synced_store(&api).await;
+    let got = s.store.get("nope", Freshness::Live).await;
+    assert_eq!(got, Ok(SpecLookup::NotFound));
+    assert_eq!(s.server.count("GET", &spec_path("nope")), 1);
+}
+
+#[tokio::test]
+async fn live_lookup_errors_are_unavailable_or_forbidden_never_not_found() {
+    let api = CrdApi::from_capture();
+    let s = start_store(&api, Duration::from_millis(300)).await;
+    eventually("the cache syncs", || async { s.store.ready().is_ok() }).await;
+
+    api.fail_next(Route::Get, 1, Fault::Status(403));
+    match s.store.get("webapp01", Freshness::Live).await {
+        Err(LookupError::Forbidden(m)) => {
+            assert!(m.starts_with("get gmsacredentialspecs \"webapp01\""), "{m}")
+        }
+        other => panic!("403: {other:?}"),
+    }
+    for fault in [Fault::Status(500), Fault::CloseMidResponse] {
+        api.fail_next(Route::Get, 1, fault.clone());
+        match s.store.get("webapp01", Freshness::Live).await {
+            Err(LookupError::Unavailable(m)) => {
+                assert!(
+                    m.contains("gmsacredentialspecs \"webapp01\""),
+                    "{fault:?}: {m}"
+                )
+            }
+            other => panic!("{fault:?}: {other:?}"),
+        }
+    }
+    // 429/503/504 are retried by kube's client (with backoff) inside our deadline: one 503
+    // is invisible, a lasting one ends at the deadline.
+    let before = s.server.count("GET", &spec_path("webapp01"));
+    api.fail_next(Route::Get, 1, Fault::Status(503));
+    assert_eq!(
+        s.store.get("webapp01", Freshness::Live).await,
+        Ok(found(captured_credspec()))
+    );
+    assert_eq!(s.server.count("GET", &spec_path("webapp01")), before + 2);
+    api.fail_always(Route::Get, Fault::Status(503));
+    match s.store.get("webapp01", Freshness::Live).await {
+        Err(LookupError::Unavailable(m)) => assert!(m.contains("did not answer within"), "{m}"),
+        other => panic!("lasting 503: {other:?}"),
+    }
+    api.clear_faults();
+    api.fail_next(Route::Get, 1, Fault::Hang);
+    let start = Instant::now();
+    match s.store.get("webapp01", Freshness::Live).await {
+        Err(LookupError::Unavailable(m)) => assert!(m.contains("did not answer within"), "{m}"),
+        other => panic!("hang: {other:?}"),
+    }
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(1),
+        "{took:?}"
+    );
+    // Recovered: the next call answers.
+    assert_eq!(
+        s.store.get("webapp01", Freshness::Live).await,
+        Ok(found(captured_credspec()))
+    );
+    let text = metrics_text(&s.registry);
+    assert!(
+        text.contains("gmsa_webhook_spec_live_gets_total{result=\"error\"} 5"),
+        "{text}"
+    );
+    assert!(
+        text.contains("gmsa_webhook_spec_live_gets_total{result=\"found\"} 2"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_live_lookups_of_one_name_share_one_get() {
+    let api = CrdApi::from_capture();
+    let s = synced_store(&api).await;
+    api.fail_next(Route::Get, 1, Fault::Delay(Duration::from_millis(300)));
+    let lookups = (0..50).map(|_| s.store.get("webapp01", Freshness::Live));
+    let results = futures::future::join_all(lookups).await;
+    assert!(results.iter().all(|r| *r == Ok(found(captured_credspec()))));
+    assert_eq!(s.server.count("GET", &spec_path("webapp01")), 1);
+    // Once answered, a new live lookup makes a new call.
+    s.store
+        .get("webapp01", Freshness::Live)
+        .await
+        .expect("second");
+    assert_eq!(s.server.count("GET", &spec_path("webapp01")), 2);
+}
+
+#[tokio::test]
+async fn watch_resumes_after_a_clean_break_without_relisting() {
+    let api = CrdApi::from_capture();
+    let s = synced_store(&api).await;
+    eventually("a watch is open", || async { api.open_watches() == 1 }).await;
+    api.break_watches();
+    api.apply("after-break", Some(json!({"a": 1})));
+    eventually("the change arrives through the resumed watch", || async {
+        cached(&s.store, "after-break").await == found(json!({"a": 1}))
+    })
+    .await;
+    assert_eq!(
+        api.calls(Route::List),
+        1,
+        "resumed from its resourceVersion"
+    );
+    assert!(api.calls(Route::Watch) >= 2);
+    assert!(s.store.ready().is_ok());
+}
+
+#[tokio::test]
+async fn watch_relists_after_410_gone_and_drops_what_was_deleted_meanwhile() {
+    let api = CrdApi::from_capture();
+    api.apply("doomed", Some(json!({"a": 1})));
+    let s = synced_store(&api).await;
+    assert_eq!(s.store.len(), 2);
+    eventually("a watch is open", || async { api.open_watches() == 1 }).await;
+    // The watch drops, a spec changes and another is deleted while no watch is open, and the
+    // history is compacted: resuming gets 410 Expired, so the watcher must list again.
+    api.fail_next(Route::Watch, 1, Fault::Status(500));
+    api.break_watches();
+    eventually("the watch is down", || async { api.open_watches() == 0 }).await;
+    api.apply("webapp01", Some(json!({"changed": true})));
+    api.delete("doomed");
+    api.compact();
+    eventually("the cache shows the re-listed state", || async {
+        cached(&s.store, "webapp01").await == found(json!({"changed": true}))
+            && cached(&s.store, "doomed").await == SpecLookup::NotFound
+    })
+    .await;
+    assert_eq!(api.calls(Route::List), 2, "exactly one re-list");
+    assert!(s.store.ready().is_ok(), "stays ready through the re-list");
+    let text = metrics_text(&s.registry);
+    assert!(
+        text.contains("gmsa_webhook_spec_watch_restarts_total 1"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn no_stale_spec_once_the_watch_caught_up_after_an_outage() {
+    let api = CrdApi::from_capture();
+    let s = synced_store(&api).await;
+    eventually("a watch is open", || async { api.open_watches() == 1 }).await;
+    api.fail_always(Route::Watch, Fault::Status(500));
+    api.break_watches();
+    api.apply("webapp01", Some(json!({"v": 2})));
+    // During the outage the cache keeps its last state (and stays ready); a live lookup
+    // already sees the change.
+    assert_eq!(
+        cached(&s.store, "webapp01").await,
+        found(captured_credspec())
+    );
+    assert_eq!(
+        s.store.get("webapp01", Freshness::Live).await,
+        Ok(found(json!({"v": 2})))
+    );
+    eventually("the watch error is recorded", || async {
+        s.store.watch_error().is_some()
+    })
+    .await;
+    api.clear_faults();
+    eventually("the watch caught up", || async {
+        cached(&s.store, "webapp01").await == found(json!({"v": 2}))
+    })
+    .await;
+    for _ in 0..20 {
+        assert_eq!(cached(&s.store, "webapp01").await, found(json!({"v": 2})));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+// ---- authorization -------------------------------------------------------------------------
+
+struct Authz {
+    server: FakeApiServer,
+    authz: KubeAuthorizer,
+    registry: Registry,
+}
+
+async fn start_authz(api: &CrdApi, config: AuthzConfig) -> Authz {
+    let server = FakeApiServer::start(api.router()).await;
+    let mut registry = Registry::default();
+    let authz = KubeAuthorizer::new(server.client(), config, &mut registry);
+    Authz {
+        server,
+        authz,
+        registry,
+    }
+}
+
+fn config(allowed_ttl: u64, denied_ttl: u64, timeout_ms: u64) -> AuthzConfig {
+    AuthzConfig {
+        allowed_ttl: Duration::from_millis(allowed_ttl),
+        denied_ttl: Duration::from_millis(denied_ttl),
+        max_entries: 1000,
+        timeout: Duration::from_millis(timeout_ms),
+    }
+}
+
+fn captured_webapp_reason() -> String {
+    fixture("k8s-1.32/api/lsar-response-webapp.json")["status"]["reason"]
+        .as_str()
+        .expect("captured reason")
+        .to_string()
+}
+
+#[tokio::test]
+async fn authorization_asks_as_the_service_account_and_reports_allowed_with_reason() {
+    let api = CrdApi::empty();
+    api.set_authz(
+        "demo",
+        "webapp",
+        "webapp01",
+        AuthzAnswer::allowed(&captured_webapp_reason()),
+    );
+    let a = start_authz(&api, AuthzConfig::default()).await;
+    let d = a
+        .authz
+        .may_use("demo", "webapp", "webapp01")
+        .await
+        .expect("review");
+    assert!(d.allowed);
+    assert_eq!(d.reason, Some(captured_webapp_reason()));
+    let sent = api.lsar_requests();
+    assert_eq!(sent.len(), 1);
+    let want = fixture("k8s-1.32/api/lsar-request-webapp.json");
+    assert_eq!(sent[0]["spec"], want["spec"]);
+    assert_eq!(sent[0]["kind"], "LocalSubjectAccessReview");
+    assert_eq!(a.server.count("POST", &lsar_path("demo")), 1);
+}
+
+#[tokio::test]
+async fn authorization_not_allowed_and_explicitly_denied() {
+    let api = CrdApi::empty();
+    api.set_authz(
+        "demo",
+        "evil",
+        "webapp01",
+        AuthzAnswer::denied("webhook authorizer: no"),
+    );
+    let a = start_authz(&api, AuthzConfig::default()).await;
+    // Default: as captured for `default` (allowed false, no reason).
+    let d = a
+        .authz
+        .may_use("demo", "default", "webapp01")
+        .await
+        .expect("review");
+    assert!(!d.allowed);
+    assert_eq!(d.reason, None);
+    let d = a
+        .authz
+        .may_use("demo", "evil", "webapp01")
+        .await
+        .expect("review");
+    assert!(!d.allowed);
+    assert_eq!(d.reason.as_deref(), Some("webhook authorizer: no"));
+    // allowed && denied is not allowed.
+    api.set_authz(
+        "demo",
+        "both",
+        "webapp01",
+        AuthzAnswer {
+            allowed: true,
+            denied: true,
+            ..AuthzAnswer::default()
+        },
+    );
+    assert!(
+        !a.authz
+            .may_use("demo", "both", "webapp01")
+            .await
+            .expect("review")
+            .allowed
+    );
+}
+
+#[tokio::test]
+async fn authorization_call_failures_are_unavailable_not_denials() {
+    let api = CrdApi::empty();
+    api.set_authz("demo", "webapp", "webapp01", AuthzAnswer::allowed("ok"));
+    let a = start_authz(&api, config(10_000, 10_000, 300)).await;
+    api.fail_always(Route::Lsar, Fault::Status(429));
+    match a.authz.may_use("demo", "webapp", "webapp01").await {
+        Err(LookupError::Unavailable(m)) => assert!(m.contains("did not answer within"), "{m}"),
+        other => panic!("lasting 429: {other:?}"),
+    }
+    api.clear_faults();
+    let retried = api.calls(Route::Lsar);
+    assert!(retried > 1, "429 is retried by the client: {retried}");
+    for fault in [Fault::Status(500), Fault::CloseMidResponse] {
+        api.fail_next(Route::Lsar, 1, fault.clone());
+        match a.authz.may_use("demo", "webapp", "webapp01").await {
+            Err(LookupError::Unavailable(m)) => assert!(
+                m.contains(
+                    "service account \"webapp\" in namespace \"demo\" using credspec \"webapp01\""
+                ),
+                "{fault:?}: {m}"
+            ),
+            other => panic!("{fault:?}: {other:?}"),
+        }
+    }
+    api.fail_next(Route::Lsar, 1, Fault::Status(403));
+    match a.authz.may_use("demo", "webapp", "webapp01").await {
+        Err(LookupError::Forbidden(m)) => {
+            assert!(m.starts_with("create localsubjectaccessreviews"), "{m}")
+        }
+        other => panic!("403: {other:?}"),
+    }
+    // Errors are not cached: the next lookup asks again and succeeds.
+    let d = a
+        .authz
+        .may_use("demo", "webapp", "webapp01")
+        .await
+        .expect("recovered");
+    assert!(d.allowed);
+    assert_eq!(api.calls(Route::Lsar), retried + 4);
+    let text = metrics_text(&a.registry);
+    assert!(
+        text.contains("gmsa_webhook_authz_calls_total{result=\"error\"} 4"),
+        "{text}"
+    );
+    assert!(
+        text.contains("gmsa_webhook_authz_calls_total{result=\"allowed\"} 1"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_hanging_authorization_call_is_unavailable_within_the_deadline() {
+    let api = CrdApi::empty();
+    api.fail_always(Route::Lsar, Fault::Hang);
+    let a = start_authz(&api, config(10_000, 10_000, 250)).await;
+    let start = Instant::now();
+    let got = a.authz.may_use("demo", "webapp", "webapp01").await;
+    let took = start.elapsed();
+    match got {
+        Err(LookupError::Unavailable(m)) => {
+            assert!(m.contains("did not answer within 250ms"), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_millis(800),
+        "{took:?}"
+    );
+}
+
+#[tokio::test]
+async fn answers_are_reused_within_their_ttl_and_asked_again_after() {
+    let api = CrdApi::empty();
+    api.set_authz("demo", "webapp", "webapp01", AuthzAnswer::allowed("ok"));
+    let a = start_authz(&api, config(400, 0, 1000)).await;
+    for _ in 0..10 {
+        assert!(
+            a.authz
+                .may_use("demo", "webapp", "webapp01")
+                .await
+                .expect("ok")
+                .allowed
+        );
+    }
+    assert_eq!(api.calls(Route::Lsar), 1, "allowed answer cached");
+    // Denied TTL 0: every lookup of a denied answer asks again.
+    for _ in 0..3 {
+        assert!(
+            !a.authz
+                .may_use("demo", "default", "webapp01")
+                .await
+                .expect("ok")
+                .allowed
+        );
+    }
+    assert_eq!(api.calls(Route::Lsar), 4, "denied answers not cached");
+    // Other keys are separate entries.
+    a.authz
+        .may_use("other", "webapp", "webapp01")
+        .await
+        .expect("ok");
+    a.authz
+        .may_use("demo", "webapp", "webapp02")
+        .await
+        .expect("ok");
+    assert_eq!(api.calls(Route::Lsar), 6);
+    // After the TTL the answer is asked again (and a revoked permission is seen).
+    api.set_authz("demo", "webapp", "webapp01", AuthzAnswer::no_opinion());
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert!(
+        !a.authz
+            .may_use("demo", "webapp", "webapp01")
+            .await
+            .expect("ok")
+            .allowed
+    );
+    assert_eq!(api.calls(Route::Lsar), 7);
+    let text = metrics_text(&a.registry);
+    assert!(
+        text.contains("gmsa_webhook_authz_cache_hits_total 9"),
+        "{text}"
+    );
+    assert!(
+        text.contains("gmsa_webhook_authz_cache_misses_total 7"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn denied_answers_have_their_own_ttl() {
+    let api = CrdApi::empty();
+    let a = start_authz(&api, config(0, 300, 1000)).await;
+    for _ in 0..5 {
+        assert!(
+            !a.authz
+                .may_use("demo", "default", "webapp01")
+                .await
+                .expect("ok")
+                .allowed
+        );
+    }
+    assert_eq!(api.calls(Route::Lsar), 1);
+    // Granted meanwhile: seen once the denied TTL is over.
+    api.set_authz(
+        "demo",
+        "default",
+        "webapp01",
+        AuthzAnswer::allowed("granted"),
+    );
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert!(
+        a.authz
+            .may_use("demo", "default", "webapp01")
+            .await
+            .expect("ok")
+            .allowed
+    );
+    // Allowed TTL 0: asked again every time.
+    assert!(
+        a.authz
+            .may_use("demo", "default", "webapp01")
+            .await
+            .expect("ok")
+            .allowed
+    );
+    assert_eq!(api.calls(Route::Lsar), 3);
+}
+
+#[tokio::test]
+async fn fifty_concurrent_identical_lookups_make_one_call() {
+    let api = CrdApi::empty();
+    api.set_authz("demo", "webapp", "webapp01", AuthzAnswer::allowed("ok"));
+    api.fail_next(Route::Lsar, 1, Fault::Delay(Duration::from_millis(300)));
+    // TTL 0: the sharing comes from coalescing alone, not from the cache.
+    let a = start_authz(&api, config(0, 0, 2000)).await;
+    let lookups = (0..50).map(|_| a.authz.may_use("demo", "webapp", "webapp01"));
+    let results = futures::future::join_all(lookups).await;
+    assert!(results.iter().all(|r| r.as_ref().is_ok_and(|d| d.allowed)));
+    assert_eq!(api.calls(Route::Lsar), 1);
+}
+
+#[tokio::test]
+async fn concurrent_lookups_share_a_failure_too() {
+    let api = CrdApi::empty();
+    api.fail_next(Route::Lsar, 1, Fault::Delay(Duration::from_millis(200)));
+    api.fail_next(Route::Lsar, 1, Fault::Status(500));
+    let a = start_authz(&api, config(10_000, 10_000, 2000)).await;
+    // The first (delayed) call answers the default "not allowed"; the 20 concurrent lookups
+    // of another key then share the one call that fails.
+    let d = a.authz.may_use("demo", "x", "s").await.expect("first");
+    assert!(!d.allowed);
+    let lookups = (0..20).map(|_| a.authz.may_use("demo", "y", "s"));
+    let results = futures::future::join_all(lookups).await;
+    assert!(results
+        .iter()
+        .all(|r| matches!(r, Err(LookupError::Unavailable(_)))));
+    assert_eq!(api.calls(Route::Lsar), 2);
+}
+
+#[tokio::test]
+async fn an_empty_collection_syncs_to_an_empty_cache() {
+    // The path the fake serves is the one kube builds for the CRD type.
+    assert_eq!(SPECS_PATH, "/apis/windows.k8s.io/v1/gmsacredentialspecs");
+    let api = CrdApi::empty();
+    let s = synced_store(&api).await;
+    assert_eq!(s.store.len(), 0);
+    assert!(s.server.count("GET", SPECS_PATH) >= 1);
+}
