@@ -8,7 +8,6 @@
 //! pure decision (`admission`) → wire format → bytes out.
 
 pub mod admission;
-pub mod kube_backend;
 pub mod config;
 pub mod kube_backend;
 pub mod logging;
