@@ -11,8 +11,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use gmsa_crd::{
-    check_name, default_name, has_errors, read_document, validate, CredSpec, DomainInfo,
-    Document, GMSACredentialSpec, HostAccount, NewCredSpec, Problem,
+    check_name, default_name, has_errors, read_document, validate, CredSpec, Document, DomainInfo,
+    GMSACredentialSpec, HostAccount, NewCredSpec, Problem,
 };
 
 const FROM_FILE_EXAMPLES: &str = "\
@@ -63,6 +63,15 @@ pub enum SpecCommand {
     /// its JSON path and a fix.
     #[command(after_help = VALIDATE_EXAMPLES)]
     Validate(ValidateArgs),
+    /// Build the credential spec New-CredentialSpec would, reading the domain over LDAP
+    /// (LDAPS or StartTLS): names, SID and GUID; each gMSA must exist and be enabled.
+    #[command(after_help = crate::ad::FROM_DC_HELP)]
+    FromDc(crate::ad::FromDcArgs),
+    /// Check a credential spec against the domain: Sid, Guid, NetBiosName, DnsName,
+    /// DnsTreeName; every gMSA exists and is enabled; who may retrieve each password and
+    /// whether each --node may.
+    #[command(after_help = crate::ad::VERIFY_HELP)]
+    Verify(crate::ad::VerifyArgs),
 }
 
 /// Output options shared by every command that produces a spec.
@@ -153,6 +162,8 @@ pub fn run(cmd: SpecCommand) -> anyhow::Result<ExitCode> {
         SpecCommand::FromFile(args) => from_file(&args),
         SpecCommand::New(args) => new(&args),
         SpecCommand::Validate(args) => validate_files(&args.files),
+        SpecCommand::FromDc(args) => crate::ad::run_from_dc(args),
+        SpecCommand::Verify(args) => crate::ad::run_verify(args),
     }
 }
 
@@ -280,29 +291,29 @@ fn apply(resource: &GMSACredentialSpec, force: bool) -> anyhow::Result<GMSACrede
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let client = kube::Client::try_default()
-            .await
-            .context("connecting to the cluster of the current kubeconfig")?;
-        gmsa_crd::apply(client, resource, force)
-            .await
-            .with_context(|| {
-                format!(
-                    "server-side applying GMSACredentialSpec {} (is the CRD installed? `gmsa crd | kubectl apply -f -`)",
-                    resource.name()
-                )
-            })
+        // kube's errors repeat their sources in their own text: show them once, not as a chain.
+        let client = kube::Client::try_default().await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot use the cluster of the current kubeconfig ($KUBECONFIG or ~/.kube/config): {e}"
+            )
+        })?;
+        gmsa_crd::apply(client, resource, force).await.map_err(|e| {
+            anyhow::anyhow!(
+                "server-side applying GMSACredentialSpec {} (is the CRD installed? `gmsa crd | kubectl apply -f -`): {e}",
+                resource.name()
+            )
+        })
     })
 }
 
-fn report(
-    w: &mut dyn Write,
-    source: &str,
-    prefix: &str,
-    problems: &[Problem],
-) -> io::Result<()> {
+fn report(w: &mut dyn Write, source: &str, prefix: &str, problems: &[Problem]) -> io::Result<()> {
     for p in problems {
         let path = format!("{prefix}{}", p.path);
-        let path = if path.is_empty() { "." } else { path.trim_end_matches('.') };
+        let path = if path.is_empty() {
+            "."
+        } else {
+            path.trim_end_matches('.')
+        };
         write!(w, "{source}: {}: {path}: {}", p.severity, p.message)?;
         if !p.hint.is_empty() {
             write!(w, " (fix: {})", p.hint)?;

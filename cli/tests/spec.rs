@@ -1,0 +1,543 @@
+//! `gmsa spec from-file | new | validate` and `gmsa crd`, run as the built binary: stdout,
+//! stderr, exit code, nothing printed (or applied) on error, and `--apply` as a server-side
+//! apply against the fake API server.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::RawQuery;
+use axum::http::HeaderMap;
+use axum::routing::patch;
+use axum::Router;
+use gmsa_testkit::{json, FakeApiServer};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn fixture(name: &str) -> PathBuf {
+    root().join("crd/tests/fixtures").join(name)
+}
+
+fn gmsa(args: &[&str]) -> Output {
+    gmsa_with(args, None, &[])
+}
+
+fn gmsa_with(args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &Path)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gmsa"));
+    cmd.args(args)
+        .current_dir(root())
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("run gmsa");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input)
+            .expect("write stdin");
+    } else {
+        drop(child.stdin.take());
+    }
+    child.wait_with_output().expect("gmsa output")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).expect("stdout is UTF-8")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).expect("stderr is UTF-8")
+}
+
+fn example(name: &str) -> String {
+    std::fs::read_to_string(root().join("examples").join(name)).expect("read example")
+}
+
+#[test]
+fn readme_main_command_prints_the_example_manifest() {
+    let out = gmsa(&["spec", "from-file", "examples/gmsa-cred-spec.txt"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), example("credspecs/webapp01.yaml"));
+    assert_eq!(stderr(&out), "", "no problems to report");
+    let ccg = gmsa(&["spec", "from-file", "examples/gmsa-cred-spec-ccg.txt"]);
+    assert!(ccg.status.success(), "{}", stderr(&ccg));
+    assert_eq!(stdout(&ccg), example("credspecs/webapp02.yaml"));
+}
+
+#[test]
+fn every_encoding_and_manifest_version_gives_the_same_v1_manifest() {
+    let want = example("credspecs/webapp01.yaml");
+    for name in [
+        "credspec-utf8-crlf.json",
+        "credspec-utf8-bom.json",
+        "credspec-utf16le-bom-crlf.json",
+        "credspec-utf16be-bom.json",
+        "manifest-v1alpha1.yaml",
+        "manifest-v1-utf16le-crlf.yaml",
+    ] {
+        let path = fixture(name);
+        let out = gmsa(&["spec", "from-file", path.to_str().expect("utf-8 path")]);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        assert_eq!(stdout(&out), want, "{name}");
+    }
+}
+
+#[test]
+fn reads_standard_input() {
+    let input = std::fs::read(fixture("credspec-utf16le-bom-crlf.json")).expect("read");
+    let out = gmsa_with(&["spec", "from-file", "-"], Some(&input), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), example("credspecs/webapp01.yaml"));
+}
+
+#[test]
+fn output_formats_and_name_override() {
+    let out = gmsa(&[
+        "spec",
+        "from-file",
+        "examples/gmsa-cred-spec.txt",
+        "-o",
+        "json",
+        "--name",
+        "web-app",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON output");
+    assert_eq!(v["apiVersion"], "windows.k8s.io/v1");
+    assert_eq!(v["kind"], "GMSACredentialSpec");
+    assert_eq!(v["metadata"]["name"], "web-app");
+    assert_eq!(v["credspec"]["DomainJoinConfig"]["NetBiosName"], "CONTOSO");
+
+    let out = gmsa(&[
+        "spec",
+        "from-file",
+        "examples/gmsa-cred-spec.txt",
+        "-o",
+        "credspec-json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON output");
+    let want: serde_json::Value =
+        serde_json::from_str(&example("gmsa-cred-spec.txt")).expect("example JSON");
+    assert_eq!(got, want);
+}
+
+#[test]
+fn bad_inputs_fail_naming_the_file_and_print_nothing() {
+    let rows = [
+        ("bad-empty.txt", "is empty"),
+        ("bad-truncated.json", "is not valid JSON"),
+        (
+            "bad-configmap.yaml",
+            "is a ConfigMap (v1), not a GMSACredentialSpec",
+        ),
+        ("bad-manifest-no-credspec.yaml", "without `credspec`"),
+        ("bad-garbage.bin", "is not text"),
+        (
+            "bad-utf16le-no-bom.json",
+            "UTF-16 without a byte-order mark",
+        ),
+        (
+            "bad-wrong-type.json",
+            "`DomainJoinConfig.Sid`: invalid type: integer",
+        ),
+        ("does-not-exist.json", "cannot open"),
+    ];
+    for (name, fragment) in rows {
+        let path = fixture(name);
+        let shown = path.to_str().expect("utf-8 path");
+        let out = gmsa(&["spec", "from-file", shown]);
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        assert_eq!(stdout(&out), "", "{name}: nothing written on error");
+        let err = stderr(&out);
+        assert!(err.contains(shown), "{name}: names the file: {err}");
+        assert!(err.contains(fragment), "{name}: {err}");
+    }
+}
+
+#[test]
+fn a_50_mb_file_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("huge.txt");
+    let file = std::fs::File::create(&path).expect("create");
+    file.set_len(50 * 1024 * 1024).expect("50 MB sparse file");
+    let started = std::time::Instant::now();
+    let out = gmsa(&["spec", "from-file", path.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "");
+    assert!(
+        stderr(&out).contains("is larger than 1048576 bytes"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(started.elapsed().as_secs() < 10);
+}
+
+#[test]
+fn validation_errors_are_listed_with_paths_and_nothing_is_printed() {
+    let path = fixture("invalid-spec.json");
+    let shown = path.to_str().expect("utf-8 path");
+    let out = gmsa(&["spec", "from-file", shown]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "");
+    let err = stderr(&out);
+    for line in [
+        format!("{shown}: error: DomainJoinConfig.Sid: \"S-1-5-21-2126729477-2524075714-3094792973-1104\" is an account SID"),
+        format!("{shown}: error: DomainJoinConfig.Guid: \"not-a-guid\" is not a GUID"),
+        format!("{shown}: warning: ActiveDirectoryConfig.GroupManagedServiceAccounts[1].Scope: \"FABRIKAM\" matches neither"),
+        format!("{shown}: 2 error(s) in the credential spec; nothing written"),
+    ] {
+        assert!(err.contains(&line), "missing {line:?} in:\n{err}");
+    }
+
+    let forced = gmsa(&["spec", "from-file", shown, "--force"]);
+    assert!(forced.status.success(), "{}", stderr(&forced));
+    assert!(stdout(&forced).contains("Guid: not-a-guid"));
+    assert!(stderr(&forced).contains("error: DomainJoinConfig.Sid"));
+}
+
+#[test]
+fn manifest_paths_start_at_credspec() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("m.yaml");
+    let text = example("credspecs/webapp01.yaml").replace("- ActiveDirectory", "- Other");
+    std::fs::write(&path, text).expect("write");
+    let out = gmsa(&["spec", "validate", path.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains(": error: credspec.CmsPlugins: does not contain \"ActiveDirectory\""),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn bad_names_are_refused() {
+    let out = gmsa(&[
+        "spec",
+        "from-file",
+        "examples/gmsa-cred-spec.txt",
+        "--name",
+        "Web_App",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "");
+    assert!(
+        stderr(&out).contains("--name: \"Web_App\" is not a valid resource name"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn spec_new_builds_what_new_credentialspec_would() {
+    let out = gmsa(&[
+        "spec",
+        "new",
+        "--account",
+        "WebApp01",
+        "--dns-name",
+        "contoso.com",
+        "--netbios-name",
+        "CONTOSO",
+        "--sid",
+        "S-1-5-21-2126729477-2524075714-3094792973",
+        "--guid",
+        "244818ae-87ca-4fcd-92ec-e79e5252348a",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), example("credspecs/webapp01.yaml"));
+
+    let out = gmsa(&[
+        "spec",
+        "new",
+        "--account",
+        "WebApp02",
+        "--dns-name",
+        "contoso.com",
+        "--netbios-name",
+        "CONTOSO",
+        "--sid",
+        "S-1-5-21-2126729477-2524075714-3094792973",
+        "--guid",
+        "244818ae-87ca-4fcd-92ec-e79e5252348a",
+        "--ccg-plugin-guid",
+        "859E1386-BDB4-49E8-85C7-3070B13920E1",
+        "--ccg-plugin-input",
+        "contoso.com:gmsa-cred-reader:gmsa-plugin-input",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), example("credspecs/webapp02.yaml"));
+}
+
+#[test]
+fn spec_new_refuses_a_user_sid() {
+    let out = gmsa(&[
+        "spec",
+        "new",
+        "--account",
+        "WebApp01",
+        "--dns-name",
+        "contoso.com",
+        "--netbios-name",
+        "CONTOSO",
+        "--sid",
+        "S-1-5-21-1-2-3-1104",
+        "--guid",
+        "244818ae-87ca-4fcd-92ec-e79e5252348a",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "");
+    assert!(
+        stderr(&out).contains("gmsa spec new: error: DomainJoinConfig.Sid"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn validate_exit_codes_and_report() {
+    let good = gmsa(&[
+        "spec",
+        "validate",
+        "examples/gmsa-cred-spec.txt",
+        "examples/credspecs/webapp02.yaml",
+    ]);
+    assert_eq!(good.status.code(), Some(0), "{}", stderr(&good));
+    assert_eq!(
+        stdout(&good),
+        "examples/gmsa-cred-spec.txt: ok\nexamples/credspecs/webapp02.yaml: ok\n"
+    );
+
+    let invalid = fixture("invalid-spec.json");
+    let empty = fixture("bad-empty.txt");
+    let out = gmsa(&[
+        "spec",
+        "validate",
+        "examples/gmsa-cred-spec.txt",
+        invalid.to_str().expect("utf-8"),
+        empty.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains("examples/gmsa-cred-spec.txt: ok"), "{text}");
+    assert!(text.contains("error: DomainJoinConfig.Guid"), "{text}");
+    assert!(text.contains("bad-empty.txt: is empty"), "{text}");
+    assert!(
+        stderr(&out).contains("2 of 3 file(s) have errors"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn crd_prints_the_checked_in_manifest() {
+    let out = gmsa(&["crd"]);
+    assert!(out.status.success());
+    let checked_in =
+        std::fs::read_to_string(root().join("charts/gmsa/crds/gmsa-credentialspec-crd.yaml"))
+            .expect("read CRD");
+    assert_eq!(stdout(&out), checked_in);
+}
+
+#[test]
+fn help_shows_examples() {
+    for cmd in [["spec", "from-file"], ["spec", "new"], ["spec", "validate"]] {
+        let out = gmsa(&[cmd[0], cmd[1], "--help"]);
+        assert!(out.status.success());
+        assert!(stdout(&out).contains("Examples:"), "{cmd:?}");
+        assert!(
+            stdout(&out).contains(&format!("gmsa spec {}", cmd[1])),
+            "{cmd:?}"
+        );
+    }
+}
+
+#[derive(Clone, Default)]
+struct Seen {
+    content_type: String,
+    query: String,
+    body: Vec<u8>,
+}
+
+fn kubeconfig(dir: &Path, server: &str) -> PathBuf {
+    let path = dir.join("kubeconfig");
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {server}\nusers:\n- name: me\n  user: {{}}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: me\ncurrent-context: fake\n"
+    );
+    std::fs::write(&path, text).expect("write kubeconfig");
+    path
+}
+
+async fn apply_server() -> (FakeApiServer, Arc<Mutex<Vec<Seen>>>) {
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let sink = seen.clone();
+    let router = Router::new().route(
+        "/apis/windows.k8s.io/v1/gmsacredentialspecs/{name}",
+        patch(
+            move |headers: HeaderMap, RawQuery(query): RawQuery, body: Bytes| {
+                let sink = sink.clone();
+                async move {
+                    let content_type = headers
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
+                    if let Ok(mut s) = sink.lock() {
+                        s.push(Seen {
+                            content_type,
+                            query: query.unwrap_or_default(),
+                            body: body.to_vec(),
+                        });
+                    }
+                    let mut stored: serde_json::Value =
+                        serde_json::from_slice(&body).unwrap_or_default();
+                    stored["metadata"]["resourceVersion"] = "300".into();
+                    json(&stored)
+                }
+            },
+        ),
+    );
+    (FakeApiServer::start(router).await, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_server_side_applies_as_field_manager_gmsa() {
+    let (server, seen) = apply_server().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = kubeconfig(dir.path(), &server.url());
+    let out = tokio::task::spawn_blocking(move || {
+        gmsa_with(
+            &[
+                "spec",
+                "from-file",
+                "examples/gmsa-cred-spec.txt",
+                "--apply",
+            ],
+            None,
+            &[("KUBECONFIG", &config)],
+        )
+    })
+    .await
+    .expect("join");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "gmsacredentialspec.windows.k8s.io/webapp01 serverside-applied\n"
+    );
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].content_type, "application/apply-patch+yaml");
+    assert!(
+        seen[0].query.split('&').any(|p| p == "fieldManager=gmsa"),
+        "{}",
+        seen[0].query
+    );
+    assert!(!seen[0].query.contains("force"), "{}", seen[0].query);
+    let body: serde_json::Value = serde_json::from_slice(&seen[0].body).expect("JSON body");
+    let want: serde_json::Value =
+        serde_json::from_str(&example("gmsa-cred-spec.txt")).expect("example");
+    assert_eq!(body["credspec"], want);
+    assert_eq!(body["apiVersion"], "windows.k8s.io/v1");
+    assert_eq!(body["metadata"]["name"], "webapp01");
+    assert_eq!(
+        server.count(
+            "PATCH",
+            "/apis/windows.k8s.io/v1/gmsacredentialspecs/webapp01"
+        ),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_force_and_refusal() {
+    let (server, seen) = apply_server().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = kubeconfig(dir.path(), &server.url());
+    let invalid = fixture("invalid-spec.json");
+    let cfg = config.clone();
+    let refused = tokio::task::spawn_blocking(move || {
+        gmsa_with(
+            &[
+                "spec",
+                "from-file",
+                invalid.to_str().expect("utf-8"),
+                "--apply",
+            ],
+            None,
+            &[("KUBECONFIG", &cfg)],
+        )
+    })
+    .await
+    .expect("join");
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        server.requests().is_empty(),
+        "nothing applied on validation errors"
+    );
+
+    let forced = tokio::task::spawn_blocking(move || {
+        gmsa_with(
+            &[
+                "spec",
+                "from-file",
+                "examples/credspecs/webapp02.yaml",
+                "--apply",
+                "--force",
+            ],
+            None,
+            &[("KUBECONFIG", &config)],
+        )
+    })
+    .await
+    .expect("join");
+    assert!(forced.status.success(), "{}", stderr(&forced));
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 1);
+    assert!(
+        seen[0].query.split('&').any(|p| p == "force=true"),
+        "{}",
+        seen[0].query
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_failure_says_what_to_do() {
+    let server = FakeApiServer::start(Router::new()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = kubeconfig(dir.path(), &server.url());
+    let out = tokio::task::spawn_blocking(move || {
+        gmsa_with(
+            &[
+                "spec",
+                "from-file",
+                "examples/gmsa-cred-spec.txt",
+                "--apply",
+            ],
+            None,
+            &[("KUBECONFIG", &config)],
+        )
+    })
+    .await
+    .expect("join");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "");
+    assert!(
+        stderr(&out)
+            .contains("server-side applying GMSACredentialSpec webapp01 (is the CRD installed?"),
+        "{}",
+        stderr(&out)
+    );
+}
