@@ -53,7 +53,12 @@ impl CaBundle {
     pub fn from_ders(ders: Vec<Vec<u8>>, source: CaSource) -> Self {
         let pem = ders
             .iter()
-            .map(|d| pem::encode(&pem::Pem::new("CERTIFICATE", d.clone())))
+            .map(|d| {
+                pem::encode_config(
+                    &pem::Pem::new("CERTIFICATE", d.clone()),
+                    pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+                )
+            })
             .collect::<String>();
         Self { pem, ders, source }
     }

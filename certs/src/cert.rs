@@ -56,7 +56,7 @@ pub fn parse_pem_chain(pem_text: &str, what: &str) -> Result<Vec<Vec<u8>>, Certs
 /// Parses one DER certificate.
 pub(crate) fn parse_der<'a>(der: &'a [u8], what: &str) -> Result<X509Certificate<'a>, CertsError> {
     match X509Certificate::from_der(der) {
-        Ok((rest, cert)) if rest.is_empty() => Ok(cert),
+        Ok(([], cert)) => Ok(cert),
         Ok(_) => Err(CertsError::InvalidCertificate {
             what: what.to_string(),
             detail: "trailing bytes after the certificate".to_string(),

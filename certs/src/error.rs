@@ -166,6 +166,12 @@ pub enum CertsError {
         #[source]
         source: kube::Error,
     },
+    /// The CSR disappeared while we waited.
+    #[error("CertificateSigningRequest {0:?} was deleted while waiting for its certificate (by another run or an administrator); run again")]
+    CsrDeleted(String),
+    /// An object kept changing under us.
+    #[error("{0} kept changing while gmsa tried to update it (another run at the same time?); run again")]
+    Conflict(String),
     /// A file operation failed.
     #[error("{action} {}: {source}", path.display())]
     Io {

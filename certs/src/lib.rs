@@ -8,11 +8,14 @@
 //! I/O: [`flow`] (the whole `issue`/`renew` run against the API server), [`write`] (Secret,
 //! files in a directory, webhook `caBundle` patches).
 
+pub mod assess;
 pub mod ca;
 pub mod cert;
 pub mod duration;
 mod error;
+pub mod flow;
 pub mod keys;
 pub mod request;
+pub mod write;
 
 pub use error::CertsError;
