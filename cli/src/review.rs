@@ -1,11 +1,609 @@
-//! `gmsa review POD.yaml`.
+//! `gmsa review POD.yaml`: runs the webhook's admission rules on a pod (mutate, then validate
+//! on the mutated pod, as the API server does) and prints the decisions, the warnings and the
+//! patched pod. Answers "why was my pod denied?" before `kubectl apply`.
+//!
+//! The rules run in-process (`gmsa_webhook::review::Admitter`) over a directory of spec
+//! manifests or the cluster from the kubeconfig, or remotely by POSTing the same
+//! AdmissionReviews to a running webhook. Output is YAML: decisions as `#` comments, then the
+//! patched pod, so `gmsa review pod.yaml > patched.yaml` works. Exit status 1 when denied.
 
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use base64::Engine as _;
+use gmsa_webhook::lookup::{Authorizer, SpecStore};
+use gmsa_webhook::review::{Admitter, Options, ReviewKind};
+use serde::Deserialize as _;
+use serde_json::{json, Value};
 
 /// Arguments of `gmsa review`.
-#[derive(clap::Args)]
-pub struct ReviewArgs {}
+#[derive(clap::Args, Debug)]
+#[command(group(
+    clap::ArgGroup::new("source")
+        .required(true)
+        .args(["credspecs_dir", "webhook", "kubeconfig"])
+))]
+pub struct ReviewArgs {
+    /// Pod manifest (YAML or JSON; `-` reads stdin). A Deployment, ReplicaSet, StatefulSet,
+    /// DaemonSet, Job or CronJob is reviewed as the pod its template creates. Every document
+    /// of a multi-document file is reviewed.
+    #[arg(value_name = "POD.yaml")]
+    pub file: PathBuf,
+    /// Namespace of the pod (default: its metadata.namespace, else `default`).
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
+    /// Service account the pod runs as (default: its spec.serviceAccountName, else `default`).
+    #[arg(long)]
+    pub service_account: Option<String>,
+    /// Read GMSACredentialSpec manifests from this directory (no cluster needed).
+    #[arg(long, value_name = "DIR")]
+    pub credspecs_dir: Option<PathBuf>,
+    /// With --credspecs-dir: every service account may use every spec (the default when no
+    /// --authz-policy is given).
+    #[arg(long, requires = "credspecs_dir", conflicts_with = "authz_policy")]
+    pub allow_all_use: bool,
+    /// With --credspecs-dir: who may use which spec, from a policy file (a list of
+    /// `{namespace, serviceAccount, credspecs: [..]}`, `*` matches anything).
+    #[arg(long, value_name = "FILE", requires = "credspecs_dir")]
+    pub authz_policy: Option<PathBuf>,
+    /// Send the reviews to a running webhook, e.g. `https://127.0.0.1:8443`.
+    #[arg(long, value_name = "URL")]
+    pub webhook: Option<String>,
+    /// With --webhook: CA certificate(s) (PEM) to trust for the webhook's certificate
+    /// (default: the system's trust store).
+    #[arg(long, value_name = "FILE", requires = "webhook")]
+    pub ca: Option<PathBuf>,
+    /// Use the cluster of the current kubeconfig (KUBECONFIG or ~/.kube/config): specs and
+    /// `use` permissions as the webhook would see them (needs get on gmsacredentialspecs and
+    /// create on localsubjectaccessreviews).
+    #[arg(long)]
+    pub kubeconfig: bool,
+    /// Give the pod a random hostname as the webhook does with RANDOM_HOSTNAME=true (local
+    /// modes only; a remote webhook uses its own setting).
+    #[arg(long, conflicts_with = "webhook")]
+    pub random_hostname: bool,
+    /// Timeout for each call to the webhook or the API server.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub timeout: u64,
+}
 
-pub fn run(_args: ReviewArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("gmsa review: not built yet")
+/// Where reviews are answered.
+enum Backend {
+    /// In-process admission rules.
+    Local(Admitter),
+    /// A webhook over HTTPS (or HTTP).
+    Remote(remote::Client),
+}
+
+impl Backend {
+    async fn review(&self, kind: ReviewKind, body: Vec<u8>) -> anyhow::Result<Vec<u8>> {
+        match self {
+            Self::Local(admitter) => Ok(admitter.handle(kind, &body).await.body),
+            Self::Remote(client) => {
+                let path = match kind {
+                    ReviewKind::Mutate => "/mutate",
+                    ReviewKind::Validate => "/validate",
+                };
+                client.post(path, body).await
+            }
+        }
+    }
+}
+
+/// Runs `gmsa review`.
+pub fn run(args: ReviewArgs) -> anyhow::Result<ExitCode> {
+    let text = read_input(&args.file)?;
+    let pods = pods_in(&text).with_context(|| format!("reading {}", args.file.display()))?;
+    if pods.is_empty() {
+        bail!(
+            "{} holds no Pod (nor a Deployment, ReplicaSet, StatefulSet, DaemonSet, Job or \
+             CronJob with a pod template)",
+            args.file.display()
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let (backend, notes, _tasks) = backend(&args).await?;
+        let mut out = String::new();
+        for note in notes {
+            out.push_str(&format!("# {note}\n"));
+        }
+        let mut denied = false;
+        for (i, pod) in pods.into_iter().enumerate() {
+            if i > 0 {
+                out.push_str("---\n");
+            }
+            let report = review_pod(&backend, &args, pod, i).await?;
+            denied |= report.denied;
+            out.push_str(&report.text);
+        }
+        print!("{out}");
+        Ok(if denied {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        })
+    })
+}
+
+fn read_input(file: &Path) -> anyhow::Result<String> {
+    if file == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading the pod from stdin")?;
+        return Ok(text);
+    }
+    std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))
+}
+
+/// Every pod in a (multi-document) YAML or JSON text: Pods as they are, workloads as the pod
+/// their template creates (`generateName: NAME-`).
+fn pods_in(text: &str) -> anyhow::Result<Vec<Value>> {
+    let mut pods = Vec::new();
+    for (i, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
+        let value = Value::deserialize(doc).with_context(|| format!("document {}", i + 1))?;
+        if value.is_null() {
+            continue;
+        }
+        if let Some(pod) = pod_of(&value)? {
+            pods.push(pod);
+        }
+    }
+    Ok(pods)
+}
+
+fn pod_of(doc: &Value) -> anyhow::Result<Option<Value>> {
+    let kind = doc["kind"].as_str().unwrap_or_default();
+    let template = match kind {
+        "Pod" => return Ok(Some(doc.clone())),
+        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "Job" => {
+            doc.pointer("/spec/template")
+        }
+        "CronJob" => doc.pointer("/spec/jobTemplate/spec/template"),
+        "List" => bail!("a List is not supported: put each object in its own YAML document"),
+        _ => return Ok(None),
+    };
+    let name = doc["metadata"]["name"].as_str().unwrap_or_default();
+    let Some(template) = template else {
+        bail!("{kind} {name:?} has no pod template");
+    };
+    let mut metadata = template
+        .get("metadata")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    if !name.is_empty() {
+        metadata["generateName"] = format!("{name}-").into();
+    }
+    if let Some(ns) = doc["metadata"]["namespace"].as_str() {
+        metadata["namespace"] = ns.into();
+    }
+    Ok(Some(json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": metadata,
+        "spec": template.get("spec").cloned().unwrap_or_else(|| json!({})),
+    })))
+}
+
+/// The backend, lines describing it, and background tasks to keep alive.
+async fn backend(
+    args: &ReviewArgs,
+) -> anyhow::Result<(Backend, Vec<String>, Vec<tokio::task::JoinHandle<()>>)> {
+    let options = Options {
+        random_hostname: args.random_hostname,
+    };
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    if let Some(dir) = &args.credspecs_dir {
+        let store = gmsa_webhook::standalone::DirSpecStore::load(dir)
+            .with_context(|| format!("loading credential specs from {}", dir.display()))?;
+        let mut notes = vec![format!(
+            "credspecs: {} from {}",
+            describe_names(&store.names()),
+            dir.display()
+        )];
+        let authz: Arc<dyn Authorizer> = match &args.authz_policy {
+            Some(path) => {
+                notes.push(format!("authorization: policy file {}", path.display()));
+                Arc::new(
+                    gmsa_webhook::standalone::PolicyAuthorizer::load(path)
+                        .with_context(|| format!("loading {}", path.display()))?,
+                )
+            }
+            None => {
+                notes.push(if args.allow_all_use {
+                    "authorization: not checked (--allow-all-use)".to_string()
+                } else {
+                    "authorization: not checked (no --authz-policy; pass one to check `use` \
+                     permissions)"
+                        .to_string()
+                });
+                Arc::new(gmsa_webhook::standalone::AllowAll)
+            }
+        };
+        let store: Arc<dyn SpecStore> = Arc::new(store);
+        return Ok((
+            Backend::Local(Admitter::new(store, authz, options)),
+            notes,
+            Vec::new(),
+        ));
+    }
+    if let Some(url) = &args.webhook {
+        let client = remote::Client::new(url, args.ca.as_deref(), timeout)?;
+        return Ok((
+            Backend::Remote(client),
+            vec![format!("webhook: {url}")],
+            Vec::new(),
+        ));
+    }
+    // --kubeconfig: the Kubernetes backend. Lookups before the watch has synced are live GETs.
+    let client = gmsa_webhook::kube_backend::client(1000.0, 1000, timeout)
+        .await
+        .context("connecting to the cluster of the current kubeconfig")?;
+    let mut registry = prometheus_client::registry::Registry::default();
+    let (store, task) = gmsa_webhook::kube_backend::KubeSpecStore::start(
+        client.clone(),
+        gmsa_webhook::kube_backend::SpecStoreConfig { timeout },
+        &mut registry,
+    );
+    let authz = gmsa_webhook::kube_backend::KubeAuthorizer::new(
+        client,
+        gmsa_webhook::kube_backend::AuthzConfig {
+            timeout,
+            ..Default::default()
+        },
+        &mut registry,
+    );
+    Ok((
+        Backend::Local(Admitter::new(store, Arc::new(authz), options)),
+        vec!["cluster: the current kubeconfig context".to_string()],
+        vec![task],
+    ))
+}
+
+fn describe_names(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// The printed result of one pod.
+struct Report {
+    text: String,
+    denied: bool,
+}
+
+/// One admission answer, read from an AdmissionReview response.
+struct Answer {
+    allowed: bool,
+    code: u64,
+    message: String,
+    warnings: Vec<String>,
+    patch: Option<json_patch::Patch>,
+}
+
+fn answer_of(body: &[u8], uid: &str) -> anyhow::Result<Answer> {
+    let review: Value =
+        serde_json::from_slice(body).context("the answer is not an AdmissionReview (not JSON)")?;
+    let response = &review["response"];
+    if response.is_null() {
+        bail!("the answer is not an AdmissionReview response: {review}");
+    }
+    if response["uid"].as_str() != Some(uid) {
+        bail!(
+            "the answer's uid {} does not echo the request's {uid:?}",
+            response["uid"]
+        );
+    }
+    let patch = match response["patch"].as_str() {
+        None => None,
+        Some(b64) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .context("the answer's patch is not base64")?;
+            Some(serde_json::from_slice(&bytes).context("the answer's patch is not a JSON patch")?)
+        }
+    };
+    Ok(Answer {
+        allowed: response["allowed"].as_bool().unwrap_or(false),
+        code: response["status"]["code"].as_u64().unwrap_or(0),
+        message: response["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        warnings: response["warnings"]
+            .as_array()
+            .map(|w| {
+                w.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        patch,
+    })
+}
+
+fn review_body(uid: &str, namespace: &str, pod: &Value) -> anyhow::Result<Vec<u8>> {
+    let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+    let review = json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": { "group": "", "version": "v1", "kind": "Pod" },
+            "resource": { "group": "", "version": "v1", "resource": "pods" },
+            "requestKind": { "group": "", "version": "v1", "kind": "Pod" },
+            "requestResource": { "group": "", "version": "v1", "resource": "pods" },
+            "name": name,
+            "namespace": namespace,
+            "operation": "CREATE",
+            "userInfo": { "username": "gmsa-review" },
+            "object": pod,
+            "oldObject": null,
+            "dryRun": true,
+        }
+    });
+    serde_json::to_vec(&review).context("serializing the AdmissionReview")
+}
+
+fn one_line(s: &str) -> String {
+    s.replace('\n', " ")
+}
+
+async fn review_pod(
+    backend: &Backend,
+    args: &ReviewArgs,
+    mut pod: Value,
+    index: usize,
+) -> anyhow::Result<Report> {
+    if !pod["metadata"].is_object() {
+        pod["metadata"] = json!({});
+    }
+    if !pod["spec"].is_object() {
+        bail!("the pod has no spec");
+    }
+    let namespace = args
+        .namespace
+        .clone()
+        .or_else(|| pod["metadata"]["namespace"].as_str().map(str::to_string))
+        .unwrap_or_else(|| "default".to_string());
+    pod["metadata"]["namespace"] = namespace.clone().into();
+    if let Some(sa) = &args.service_account {
+        pod["spec"]["serviceAccountName"] = sa.clone().into();
+    }
+    let service_account = pod["spec"]["serviceAccountName"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("default")
+        .to_string();
+    let shown = [
+        pod["metadata"]["name"].as_str(),
+        pod["metadata"]["generateName"].as_str(),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|s| !s.is_empty())
+    .unwrap_or("")
+    .to_string();
+    let mut text = format!(
+        "# pod {shown:?} in namespace {namespace:?}, service account {service_account:?}\n"
+    );
+
+    for kind in [ReviewKind::Mutate, ReviewKind::Validate] {
+        let label = match kind {
+            ReviewKind::Mutate => "mutate",
+            ReviewKind::Validate => "validate",
+        };
+        let uid = format!("gmsa-review-{}-{index}-{label}", std::process::id());
+        let body = review_body(&uid, &namespace, &pod)?;
+        let reply = backend
+            .review(kind, body)
+            .await
+            .with_context(|| format!("{label} review of pod {shown:?}"))?;
+        let answer = answer_of(&reply, &uid).with_context(|| format!("{label} review"))?;
+        for w in &answer.warnings {
+            text.push_str(&format!("# {label}: warning: {}\n", one_line(w)));
+        }
+        if !answer.allowed {
+            text.push_str(&format!(
+                "# {label}: DENIED ({}): {}\n",
+                answer.code,
+                one_line(&answer.message)
+            ));
+            return Ok(Report { text, denied: true });
+        }
+        match &answer.patch {
+            Some(patch) if !patch.0.is_empty() => {
+                text.push_str(&format!(
+                    "# {label}: allowed with {} patch operation(s):\n",
+                    patch.0.len()
+                ));
+                for op in &patch.0 {
+                    text.push_str(&format!("#   {}\n", describe_op(op)));
+                }
+                json_patch::patch(&mut pod, &patch.0)
+                    .with_context(|| format!("applying the {label} patch to the pod"))?;
+            }
+            _ => text.push_str(&format!("# {label}: allowed\n")),
+        }
+    }
+    text.push_str(&serde_norway::to_string(&pod).context("printing the pod as YAML")?);
+    Ok(Report {
+        text,
+        denied: false,
+    })
+}
+
+fn describe_op(op: &json_patch::PatchOperation) -> String {
+    match op {
+        json_patch::PatchOperation::Add(a) => {
+            let value = match &a.value {
+                Value::String(s) if s.len() > 60 => format!("({} characters)", s.len()),
+                v => v.to_string(),
+            };
+            format!("add {} {value}", a.path)
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+/// A minimal HTTPS/HTTP client for one webhook (HTTP/1.1, rustls with ring).
+mod remote {
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use anyhow::{bail, Context};
+    use bytes::Bytes;
+    use http_body_util::{BodyExt as _, Full};
+    use hyper::header::{CONTENT_TYPE, HOST};
+    use hyper::{Request, Uri};
+    use hyper_util::rt::TokioIo;
+    use rustls_pki_types::{CertificateDer, ServerName};
+    use tokio::net::TcpStream;
+
+    /// Posts AdmissionReviews to one webhook base URL.
+    pub struct Client {
+        uri: Uri,
+        tls: Option<tokio_rustls::TlsConnector>,
+        timeout: Duration,
+    }
+
+    impl Client {
+        /// A client for `url` (`https://host:port[/prefix]` or `http://...`), trusting the
+        /// certificates in `ca` (PEM) or, without it, the system's trust store.
+        pub fn new(url: &str, ca: Option<&Path>, timeout: Duration) -> anyhow::Result<Self> {
+            let uri: Uri = url
+                .parse()
+                .with_context(|| format!("--webhook {url:?} is not a URL"))?;
+            let tls = match uri.scheme_str() {
+                Some("https") => Some(tokio_rustls::TlsConnector::from(Arc::new(tls_config(ca)?))),
+                Some("http") => None,
+                _ => bail!("--webhook {url:?} must start with https:// (or http://)"),
+            };
+            if uri.host().is_none() {
+                bail!("--webhook {url:?} has no host");
+            }
+            Ok(Self { uri, tls, timeout })
+        }
+
+        /// POSTs `body` as JSON to `path` under the base URL; returns the 200 answer's body.
+        pub async fn post(&self, path: &str, body: Vec<u8>) -> anyhow::Result<Vec<u8>> {
+            tokio::time::timeout(self.timeout, self.post_inner(path, body))
+                .await
+                .with_context(|| format!("the webhook did not answer within {:?}", self.timeout))?
+        }
+
+        async fn post_inner(&self, path: &str, body: Vec<u8>) -> anyhow::Result<Vec<u8>> {
+            let host = self.uri.host().unwrap_or_default();
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let port = self
+                .uri
+                .port_u16()
+                .unwrap_or(if self.tls.is_some() { 443 } else { 80 });
+            let base = self.uri.path().trim_end_matches('/');
+            let authority = self
+                .uri
+                .authority()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            let request = Request::post(format!("{base}{path}"))
+                .header(HOST, authority)
+                .header(CONTENT_TYPE, "application/json")
+                .body(Full::new(Bytes::from(body)))
+                .context("building the request")?;
+            let tcp = TcpStream::connect((host, port))
+                .await
+                .with_context(|| format!("cannot connect to {host}:{port}"))?;
+            let response = match &self.tls {
+                Some(connector) => {
+                    let name = ServerName::try_from(host.to_string())
+                        .with_context(|| format!("{host:?} is not a valid TLS server name"))?;
+                    let stream = connector
+                        .connect(name, tcp)
+                        .await
+                        .with_context(|| format!("TLS handshake with {host}:{port} failed"))?;
+                    send(TokioIo::new(stream), request).await?
+                }
+                None => send(TokioIo::new(tcp), request).await?,
+            };
+            Ok(response)
+        }
+    }
+
+    async fn send<IO>(io: IO, request: Request<Full<Bytes>>) -> anyhow::Result<Vec<u8>>
+    where
+        IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+            .await
+            .context("HTTP handshake with the webhook")?;
+        let driver = tokio::spawn(connection);
+        let path = request.uri().path().to_string();
+        let response = sender
+            .send_request(request)
+            .await
+            .context("sending the review to the webhook")?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .context("reading the webhook's answer")?
+            .to_bytes()
+            .to_vec();
+        driver.abort();
+        if !status.is_success() {
+            bail!(
+                "the webhook answered {status} on {path}: {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        Ok(body)
+    }
+
+    fn tls_config(ca: Option<&Path>) -> anyhow::Result<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        match ca {
+            Some(path) => {
+                let text = std::fs::read(path)
+                    .with_context(|| format!("cannot read --ca {}", path.display()))?;
+                let blocks = pem::parse_many(&text)
+                    .with_context(|| format!("--ca {} is not PEM", path.display()))?;
+                for block in blocks.iter().filter(|b| b.tag() == "CERTIFICATE") {
+                    roots
+                        .add(CertificateDer::from(block.contents().to_vec()))
+                        .with_context(|| {
+                            format!("--ca {}: a certificate is invalid", path.display())
+                        })?;
+                }
+                if roots.is_empty() {
+                    bail!("--ca {} holds no CERTIFICATE block", path.display());
+                }
+            }
+            None => {
+                let found = rustls_native_certs::load_native_certs();
+                let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+                if added == 0 {
+                    bail!("no system CA certificates found; pass --ca FILE with the webhook's CA");
+                }
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        Ok(rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .context("TLS protocol versions")?
+            .with_root_certificates(roots)
+            .with_no_client_auth())
+    }
 }

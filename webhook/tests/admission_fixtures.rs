@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use base64::Engine as _;
 use gmsa_webhook::lookup::{
-    AuthzDecision, Authorizer, CredSpecEntry, Freshness, LookupError, SpecLookup, SpecStore,
+    Authorizer, AuthzDecision, CredSpecEntry, Freshness, LookupError, SpecLookup, SpecStore,
 };
 use gmsa_webhook::review::{Admitter, Options, Outcome, ReviewKind};
 use serde_json::Value;
@@ -38,7 +38,11 @@ impl SpecStore for Specs {
         if freshness == Freshness::Cached && self.cached_misses.iter().any(|m| m == name) {
             return Ok(SpecLookup::NotFound);
         }
-        Ok(self.specs.get(name).cloned().unwrap_or(SpecLookup::NotFound))
+        Ok(self
+            .specs
+            .get(name)
+            .cloned()
+            .unwrap_or(SpecLookup::NotFound))
     }
     fn ready(&self) -> Result<(), String> {
         Ok(())
@@ -114,7 +118,12 @@ fn captures(version: &str) -> Vec<Capture> {
     let dir: PathBuf = gmsa_testkit::fixtures_dir().join(version).join("admission");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("admission fixtures dir")
-        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .filter(|n| n.ends_with(".json"))
         .collect();
     files.sort();
@@ -232,17 +241,28 @@ async fn v1beta1_review_is_answered_as_v1beta1() {
         .find(|c| c.file.contains("v1beta1"))
         .expect("a v1beta1 capture");
     assert_eq!(cap.review["apiVersion"], "admission.k8s.io/v1beta1");
-    let admitter = Admitter::new(Arc::new(specs("k8s-1.32")), Arc::new(rbac()), Options::default());
+    let admitter = Admitter::new(
+        Arc::new(specs("k8s-1.32")),
+        Arc::new(rbac()),
+        Options::default(),
+    );
     let resp = response(&admitter.handle(cap.kind, &cap.body).await.body);
     assert_eq!(resp["apiVersion"], "admission.k8s.io/v1beta1");
-    assert_eq!(resp["response"]["uid"], "b30084bd-d685-4d0b-9270-97cd9b22afde");
+    assert_eq!(
+        resp["response"]["uid"],
+        "b30084bd-d685-4d0b-9270-97cd9b22afde"
+    );
 }
 
 /// Mutate's patch applied to the pod, then validated: what the API server would do next.
 #[tokio::test]
 async fn mutated_pods_pass_validation() {
     for version in ["k8s-1.32", "k8s-1.28"] {
-        let admitter = Admitter::new(Arc::new(specs(version)), Arc::new(rbac()), Options::default());
+        let admitter = Admitter::new(
+            Arc::new(specs(version)),
+            Arc::new(rbac()),
+            Options::default(),
+        );
         for cap in captures(version)
             .into_iter()
             .filter(|c| c.kind == ReviewKind::Mutate)
@@ -268,7 +288,10 @@ async fn mutated_pods_pass_validation() {
                 .map(str::to_string)
                 .unwrap_or_else(|| panic!("{}: contents inlined", cap.file));
             let inlined: Value = serde_json::from_str(&contents).expect("inlined JSON");
-            assert_eq!(inlined["DomainJoinConfig"]["MachineAccountName"], "WebApp01");
+            assert_eq!(
+                inlined["DomainJoinConfig"]["MachineAccountName"],
+                "WebApp01"
+            );
             let body = serde_json::to_vec(&review).expect("serialize");
             let handled = admitter.handle(ReviewKind::Validate, &body).await;
             assert_eq!(
@@ -302,7 +325,10 @@ async fn unauthorized_service_accounts_are_denied_403_with_names() {
         ("05-", vec!["container \"c\" in pod \"gen-8ddnv\""]),
         // The ephemeral container added by `kubectl debug` is the only new block: the one
         // checked (the pod's existing settings are unchanged).
-        ("09-", vec!["ephemeral container \"debug\" in pod \"iis-gmsa\""]),
+        (
+            "09-",
+            vec!["ephemeral container \"debug\" in pod \"iis-gmsa\""],
+        ),
     ] {
         let cap = caps
             .iter()
@@ -310,11 +336,18 @@ async fn unauthorized_service_accounts_are_denied_403_with_names() {
             .expect("capture");
         let handled = admitter.handle(cap.kind, &cap.body).await;
         let resp = response(&handled.body);
-        assert_eq!(handled.outcome, Outcome::Denied { code: 403 }, "{}", cap.file);
+        assert_eq!(
+            handled.outcome,
+            Outcome::Denied { code: 403 },
+            "{}",
+            cap.file
+        );
         assert_eq!(resp["response"]["allowed"], false);
         assert_eq!(resp["response"]["status"]["code"], 403);
         assert_eq!(resp["response"]["status"]["reason"], "Forbidden");
-        let msg = resp["response"]["status"]["message"].as_str().unwrap_or_default();
+        let msg = resp["response"]["status"]["message"]
+            .as_str()
+            .unwrap_or_default();
         for f in fragments {
             assert!(msg.contains(f), "{}: {msg:?} lacks {f:?}", cap.file);
         }
@@ -333,7 +366,9 @@ async fn unknown_spec_in_a_replicaset_pod_names_the_generate_name() {
     );
     let resp = response(&admitter.handle(cap.kind, &cap.body).await.body);
     assert_eq!(resp["response"]["status"]["code"], 404);
-    let msg = resp["response"]["status"]["message"].as_str().unwrap_or_default();
+    let msg = resp["response"]["status"]["message"]
+        .as_str()
+        .unwrap_or_default();
     assert!(msg.contains("cred spec webapp01 does not exist"), "{msg}");
     assert!(msg.contains("pod \"gen-\""), "{msg}");
 }
@@ -367,11 +402,17 @@ async fn lookups_that_fail_are_503_never_403() {
         fail: Some(LookupError::Unavailable("timed out after 5s".into())),
         ..Rbac::default()
     };
-    let admitter = Admitter::new(Arc::new(specs("k8s-1.32")), Arc::new(authz), Options::default());
+    let admitter = Admitter::new(
+        Arc::new(specs("k8s-1.32")),
+        Arc::new(authz),
+        Options::default(),
+    );
     let handled = admitter.handle(validate.kind, &validate.body).await;
     assert_eq!(handled.outcome, Outcome::Denied { code: 503 });
     let resp = response(&handled.body);
-    let msg = resp["response"]["status"]["message"].as_str().unwrap_or_default();
+    let msg = resp["response"]["status"]["message"]
+        .as_str()
+        .unwrap_or_default();
     assert!(msg.contains("API server could not be reached"), "{msg}");
     assert!(msg.contains("not a permission denial"), "{msg}");
 
@@ -407,13 +448,21 @@ async fn validation_asks_the_pods_service_account_in_the_requests_namespace() {
     let caps = captures("k8s-1.32");
     let cap = caps.iter().find(|c| c.file.starts_with("01-")).expect("01");
     let authz = Arc::new(rbac());
-    let admitter = Admitter::new(Arc::new(specs("k8s-1.32")), authz.clone(), Options::default());
+    let admitter = Admitter::new(
+        Arc::new(specs("k8s-1.32")),
+        authz.clone(),
+        Options::default(),
+    );
     admitter.handle(cap.kind, &cap.body).await;
     let calls = authz.calls.lock().map(|c| c.clone()).unwrap_or_default();
     // Three blocks name webapp01: one check.
     assert_eq!(
         calls,
-        vec![("demo".to_string(), "webapp".to_string(), "webapp01".to_string())]
+        vec![(
+            "demo".to_string(),
+            "webapp".to_string(),
+            "webapp01".to_string()
+        )]
     );
 }
 
@@ -435,7 +484,10 @@ async fn random_hostname_is_added_last() {
     match patch.0.last() {
         Some(json_patch::PatchOperation::Add(a)) => {
             let h = a.value.as_str().expect("hostname string");
-            assert!(h.len() <= 15 && h == h.to_lowercase() && !h.is_empty(), "{h}");
+            assert!(
+                h.len() <= 15 && h == h.to_lowercase() && !h.is_empty(),
+                "{h}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -443,7 +495,11 @@ async fn random_hostname_is_added_last() {
 
 #[tokio::test]
 async fn malformed_reviews_are_400_and_echo_what_they_can() {
-    let admitter = Admitter::new(Arc::new(specs("k8s-1.32")), Arc::new(rbac()), Options::default());
+    let admitter = Admitter::new(
+        Arc::new(specs("k8s-1.32")),
+        Arc::new(rbac()),
+        Options::default(),
+    );
     let cases: Vec<(&str, &[u8], u16, &str, &str)> = vec![
         ("not JSON", b"{not json", 400, "", "unable to unmarshall JSON body as an admission review"),
         ("empty", b"", 400, "", "unable to unmarshall JSON body"),
@@ -484,7 +540,9 @@ async fn malformed_reviews_are_400_and_echo_what_they_can() {
         assert_eq!(resp["response"]["uid"], uid, "{case}");
         assert_eq!(resp["response"]["allowed"], false, "{case}");
         assert_eq!(resp["response"]["status"]["code"], code, "{case}");
-        let msg = resp["response"]["status"]["message"].as_str().unwrap_or_default();
+        let msg = resp["response"]["status"]["message"]
+            .as_str()
+            .unwrap_or_default();
         assert!(msg.contains(fragment), "{case}: {msg}");
     }
 }

@@ -54,8 +54,20 @@ impl fmt::Display for PodRef<'_> {
     }
 }
 
-/// Where in a pod a denial applies, owned: `the pod's securityContext` or `container "c"`.
-pub type Place = String;
+/// Which pod and where in it a denial applies; displays as `container "c" in pod "web"`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Where {
+    /// The pod.
+    pub pod: PodRef<'static>,
+    /// Where in it: `the pod's securityContext` or `container "c"` (see `Location`).
+    pub place: String,
+}
+
+impl fmt::Display for Where {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} in {}", self.place, self.pod)
+    }
+}
 
 /// A reason to deny a review. [`Denial::code`] is the `status.code` sent back (the API server
 /// shows it as the HTTP status of the user's request); `Display` is the message.
@@ -87,36 +99,28 @@ pub enum Denial {
     },
     /// `gmsaCredentialSpecName` is the empty string (422).
     EmptyName {
-        /// The pod.
-        pod: PodRef<'static>,
-        /// Where.
-        place: Place,
+        /// Which pod and where in it.
+        at: Box<Where>,
     },
     /// The named spec does not exist (404).
     SpecNotFound {
-        /// The pod.
-        pod: PodRef<'static>,
-        /// Where.
-        place: Place,
+        /// Which pod and where in it.
+        at: Box<Where>,
         /// The spec.
         spec: String,
     },
     /// The named spec has no (or an empty) `credspec` (417).
     NoCredSpec {
-        /// The pod.
-        pod: PodRef<'static>,
-        /// Where.
-        place: Place,
+        /// Which pod and where in it.
+        at: Box<Where>,
         /// The spec.
         spec: String,
     },
     /// The spec could not be read: the API server could not answer (503) or the webhook may
     /// not read it (500).
     SpecLookupFailed {
-        /// The pod.
-        pod: PodRef<'static>,
-        /// Where.
-        place: Place,
+        /// Which pod and where in it.
+        at: Box<Where>,
         /// The spec.
         spec: String,
         /// What went wrong.
@@ -124,10 +128,8 @@ pub enum Denial {
     },
     /// The service account may not `use` the spec (403).
     Unauthorized {
-        /// The pod.
-        pod: PodRef<'static>,
-        /// Where.
-        place: Place,
+        /// Which pod and where in it.
+        at: Box<Where>,
         /// The spec.
         spec: String,
         /// The pod's namespace.
@@ -140,10 +142,8 @@ pub enum Denial {
     /// The `use` check could not be made (503 when the API server could not answer, 500 when
     /// the webhook lacks a permission). Not a permission denial.
     AuthzFailed {
-        /// The pod.
-        pod: PodRef<'static>,
-        /// Where.
-        place: Place,
+        /// Which pod and where in it.
+        at: Box<Where>,
         /// The spec.
         spec: String,
         /// The pod's service account.
@@ -153,26 +153,20 @@ pub enum Denial {
     },
     /// Pre-set contents differ from the named spec's (422).
     ContentsMismatch {
-        /// The pod.
-        pod: PodRef<'static>,
-        /// Where.
-        place: Place,
+        /// Which pod and where in it.
+        at: Box<Where>,
         /// The spec.
         spec: String,
     },
     /// Contents set without a name (422).
     ContentsWithoutName {
-        /// The pod.
-        pod: PodRef<'static>,
-        /// Where.
-        place: Place,
+        /// Which pod and where in it.
+        at: Box<Where>,
     },
     /// An UPDATE changes, adds or removes GMSA settings of an existing pod or container (403).
     UpdateForbidden {
-        /// The pod.
-        pod: PodRef<'static>,
-        /// Where.
-        place: Place,
+        /// Which pod and where in it.
+        at: Box<Where>,
         /// What changed, e.g. `GMSA name and contents modified`.
         change: String,
     },
@@ -241,37 +235,31 @@ impl fmt::Display for Denial {
             Self::MalformedPod { which, error } => {
                 write!(f, "unable to unmarshall pod JSON object ({which}): {error}")
             }
-            Self::EmptyName { pod, place } => write!(
+            Self::EmptyName { at } => write!(
                 f,
-                "{place} in {pod} has an empty gmsaCredentialSpecName: set it to the name of \
+                "{at} has an empty gmsaCredentialSpecName: set it to the name of \
                  a GMSACredentialSpec or remove it"
             ),
-            Self::SpecNotFound { pod, place, spec } => write!(
+            Self::SpecNotFound { at, spec } => write!(
                 f,
-                "cred spec {spec} does not exist (named by {place} in {pod}): create the \
+                "cred spec {spec} does not exist (named by {at}): create the \
                  GMSACredentialSpec {spec:?} (kubectl get gmsacredentialspecs lists the \
                  existing ones) or correct gmsaCredentialSpecName"
             ),
-            Self::NoCredSpec { pod, place, spec } => write!(
+            Self::NoCredSpec { at, spec } => write!(
                 f,
-                "cred spec {spec} does not have a credspec key (named by {place} in {pod}): \
+                "cred spec {spec} does not have a credspec key (named by {at}): \
                  put the credential spec document under credspec in the GMSACredentialSpec \
                  {spec:?}"
             ),
-            Self::SpecLookupFailed {
-                pod,
-                place,
-                spec,
-                error,
-            } => write!(
+            Self::SpecLookupFailed { at, spec, error } => write!(
                 f,
-                "unable to retrieve the contents of cred spec {spec} (named by {place} in \
-                 {pod}): {error}; the pod was not admitted, retry once the webhook can read \
+                "unable to retrieve the contents of cred spec {spec} (named by {at}): \
+                 {error}; the pod was not admitted, retry once the webhook can read \
                  GMSACredentialSpecs"
             ),
             Self::Unauthorized {
-                pod,
-                place,
+                at,
                 spec,
                 namespace,
                 service_account,
@@ -280,7 +268,7 @@ impl fmt::Display for Denial {
                 write!(
                     f,
                     "service account {service_account:?} is not authorized to `use` GMSA cred \
-                     spec {spec:?} (named by {place} in {pod})"
+                     spec {spec:?} (named by {at})"
                 )?;
                 if let Some(reason) = reason.as_deref().filter(|r| !r.is_empty()) {
                     write!(f, ", reason: {reason:?}")?;
@@ -293,32 +281,31 @@ impl fmt::Display for Denial {
                 )
             }
             Self::AuthzFailed {
-                pod,
-                place,
+                at,
                 spec,
                 service_account,
                 error,
             } => write!(
                 f,
                 "could not check whether service account {service_account:?} may `use` GMSA \
-                 cred spec {spec:?} (named by {place} in {pod}): {error}; this is not a \
+                 cred spec {spec:?} (named by {at}): {error}; this is not a \
                  permission denial, retry later"
             ),
-            Self::ContentsMismatch { pod, place, spec } => write!(
+            Self::ContentsMismatch { at, spec } => write!(
                 f,
-                "the GMSA cred spec contents for {place} in {pod} does not match the contents \
+                "the GMSA cred spec contents for {at} does not match the contents \
                  of GMSA resource {spec:?}: remove gmsaCredentialSpec and let the webhook \
                  fill it in from gmsaCredentialSpecName"
             ),
-            Self::ContentsWithoutName { pod, place } => write!(
+            Self::ContentsWithoutName { at } => write!(
                 f,
-                "{place} in {pod} has a GMSA cred spec set, but does not define the name of \
+                "{at} has a GMSA cred spec set, but does not define the name of \
                  the corresponding resource: set gmsaCredentialSpecName to the \
                  GMSACredentialSpec it comes from"
             ),
-            Self::UpdateForbidden { pod, place, change } => write!(
+            Self::UpdateForbidden { at, change } => write!(
                 f,
-                "cannot update an existing pod's GMSA settings ({change} on {place} in {pod}): \
+                "cannot update an existing pod's GMSA settings ({change} on {at}): \
                  GMSA settings are fixed at creation; delete and re-create the pod to change \
                  them"
             ),

@@ -22,7 +22,7 @@ mod tests;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
-pub use denial::{Denial, PodRef};
+pub use denial::{Denial, PodRef, Where};
 pub use hostname::random_hostname;
 pub use rules::{contents_match, decide};
 pub use scan::scan;

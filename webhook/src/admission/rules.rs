@@ -9,7 +9,7 @@ use json_patch::{AddOperation, PatchOperation};
 
 use super::{
     random_hostname, DecideOptions, Decision, Denial, Location, Needs, Operation, Resolved,
-    ReviewKind, Scan, SpecNeed, WindowsOptions, AUDIT_CREDSPECS,
+    ReviewKind, Scan, SpecNeed, Where, WindowsOptions, AUDIT_CREDSPECS,
 };
 use crate::lookup::{CredSpecEntry, LookupError, SpecLookup};
 
@@ -136,11 +136,11 @@ struct At<'s> {
 }
 
 impl At<'_> {
-    fn pod(&self) -> super::PodRef<'static> {
-        self.scan.pod.to_owned_ref()
-    }
-    fn place(&self) -> String {
-        self.options.location.to_string()
+    fn here(&self) -> Box<Where> {
+        Box::new(Where {
+            pod: self.scan.pod.to_owned_ref(),
+            place: self.options.location.to_string(),
+        })
     }
 }
 
@@ -158,24 +158,20 @@ fn found_spec<'r>(
     match resolved.specs.get(name) {
         Some(Ok(SpecLookup::Found(entry))) => Ok(entry),
         Some(Ok(SpecLookup::NotFound)) => Err(Denial::SpecNotFound {
-            pod: at.pod(),
-            place: at.place(),
+            at: at.here(),
             spec,
         }),
         Some(Ok(SpecLookup::NoCredSpec)) => Err(Denial::NoCredSpec {
-            pod: at.pod(),
-            place: at.place(),
+            at: at.here(),
             spec,
         }),
         Some(Err(error)) => Err(Denial::SpecLookupFailed {
-            pod: at.pod(),
-            place: at.place(),
+            at: at.here(),
             spec,
             error: error.clone(),
         }),
         None => Err(Denial::SpecLookupFailed {
-            pod: at.pod(),
-            place: at.place(),
+            at: at.here(),
             error: not_resolved(&format!("cred spec {spec:?}")),
             spec,
         }),
@@ -184,10 +180,7 @@ fn found_spec<'r>(
 
 fn named<'s>(options: &'s WindowsOptions<'_>, at: &At<'_>) -> Result<Option<&'s str>, Denial> {
     match options.name.as_deref() {
-        Some("") => Err(Denial::EmptyName {
-            pod: at.pod(),
-            place: at.place(),
-        }),
+        Some("") => Err(Denial::EmptyName { at: at.here() }),
         other => Ok(other),
     }
 }
@@ -259,8 +252,7 @@ fn validate(scan: &Scan<'_>, resolved: &Resolved) -> Result<(), Denial> {
         if let Some(old) = scan.counterpart(o) {
             if let Some(change) = describe_change(old, o) {
                 return Err(Denial::UpdateForbidden {
-                    pod: at.pod(),
-                    place: at.place(),
+                    at: at.here(),
                     change,
                 });
             }
@@ -269,10 +261,7 @@ fn validate(scan: &Scan<'_>, resolved: &Resolved) -> Result<(), Denial> {
         // A create, or a container new in this update: the create rules.
         let Some(name) = named(o, &at)? else {
             if o.contents.is_some() {
-                return Err(Denial::ContentsWithoutName {
-                    pod: at.pod(),
-                    place: at.place(),
-                });
+                return Err(Denial::ContentsWithoutName { at: at.here() });
             }
             continue;
         };
@@ -281,8 +270,7 @@ fn validate(scan: &Scan<'_>, resolved: &Resolved) -> Result<(), Denial> {
             Some(Ok(d)) if d.allowed => {}
             Some(Ok(d)) => {
                 return Err(Denial::Unauthorized {
-                    pod: at.pod(),
-                    place: at.place(),
+                    at: at.here(),
                     spec: name.to_string(),
                     namespace: scan.namespace.to_string(),
                     service_account,
@@ -291,8 +279,7 @@ fn validate(scan: &Scan<'_>, resolved: &Resolved) -> Result<(), Denial> {
             }
             Some(Err(error)) => {
                 return Err(Denial::AuthzFailed {
-                    pod: at.pod(),
-                    place: at.place(),
+                    at: at.here(),
                     spec: name.to_string(),
                     service_account,
                     error: error.clone(),
@@ -300,8 +287,7 @@ fn validate(scan: &Scan<'_>, resolved: &Resolved) -> Result<(), Denial> {
             }
             None => {
                 return Err(Denial::AuthzFailed {
-                    pod: at.pod(),
-                    place: at.place(),
+                    at: at.here(),
                     spec: name.to_string(),
                     service_account,
                     error: not_resolved("the use check"),
@@ -312,8 +298,7 @@ fn validate(scan: &Scan<'_>, resolved: &Resolved) -> Result<(), Denial> {
             let entry = found_spec(resolved, name, &at)?;
             if !contents_match(preset, entry) {
                 return Err(Denial::ContentsMismatch {
-                    pod: at.pod(),
-                    place: at.place(),
+                    at: at.here(),
                     spec: name.to_string(),
                 });
             }

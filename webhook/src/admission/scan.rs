@@ -81,6 +81,20 @@ fn gmsa_fields<'a>(
 }
 
 fn parse_pod<'a>(raw: &'a str, which: &str) -> Result<PodIn<'a>, Denial> {
+    // serde accepts a sequence for a struct: insist on an object (or null, reported below).
+    let trimmed = raw.trim_start();
+    if !(trimmed.starts_with('{') || trimmed.starts_with("null")) {
+        return Err(Denial::MalformedPod {
+            which: which.to_string(),
+            error: format!(
+                "expected a JSON object, got {}",
+                trimmed
+                    .chars()
+                    .next()
+                    .map_or("nothing".to_string(), |c| format!("{c:?}"))
+            ),
+        });
+    }
     serde_json::from_str::<Option<PodIn<'a>>>(raw)
         .map_err(|e| Denial::MalformedPod {
             which: which.to_string(),

@@ -533,7 +533,14 @@ fn hostname_randomization_table() {
     let random = random_hostname(7);
     let pod_inline = inline("/spec/securityContext/windowsOptions/gmsaCredentialSpec");
     // (case, env, pod, expected patch, expected warning fragment)
-    let cases: Vec<(&str, Env, P, Vec<(&str, String)>, Option<&str>)> = vec![
+    type Case = (
+        &'static str,
+        Env,
+        P,
+        Vec<(&'static str, String)>,
+        Option<&'static str>,
+    );
+    let cases: Vec<Case> = vec![
         (
             "off: no hostname added",
             env(),
@@ -971,7 +978,13 @@ fn ephemeral_containers_subresource_table() {
 
 #[test]
 fn request_checks_table() {
-    let cases: Vec<(&str, &str, &str, Result<Operation, (u16, &str)>)> = vec![
+    type Case = (
+        &'static str,
+        &'static str,
+        &'static str,
+        Result<Operation, (u16, &'static str)>,
+    );
+    let cases: Vec<Case> = vec![
         ("", "Pod", "CREATE", Ok(Operation::Create)),
         ("", "Pod", "UPDATE", Ok(Operation::Update)),
         (
@@ -1008,13 +1021,27 @@ fn request_checks_table() {
 
 #[test]
 fn malformed_pods_are_400_with_the_parse_error() {
-    let cases: Vec<(&str, Option<&str>, Option<&str>, Operation, &str)> = vec![
+    type Case = (
+        &'static str,
+        Option<&'static str>,
+        Option<&'static str>,
+        Operation,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
         (
             "not an object",
             Some("5"),
             None,
             Operation::Create,
-            "invalid type: integer",
+            "expected a JSON object",
+        ),
+        (
+            "an array is not a pod",
+            Some("[]"),
+            None,
+            Operation::Create,
+            "expected a JSON object, got '['",
         ),
         (
             "containers not a list",
