@@ -1,0 +1,351 @@
+//! `gmsa certs` run as a binary against the testkit fake API server, through a generated
+//! kubeconfig file pointing at the fake's URL.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use gmsa_testkit::csr::{CsrApi, SignerMode};
+use gmsa_testkit::FakeApiServer;
+use serde_json::{json, Value};
+
+struct Env {
+    api: CsrApi,
+    server: FakeApiServer,
+    dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+}
+
+async fn fake() -> Env {
+    let api = CsrApi::new();
+    let server = FakeApiServer::start(api.router()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\nusers:\n- name: tester\n  user:\n    token: not-a-secret\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: tester\n    namespace: gmsa\ncurrent-context: fake\n",
+        server.url()
+    );
+    std::fs::write(&kubeconfig, text).expect("write kubeconfig");
+    Env {
+        api,
+        server,
+        dir,
+        kubeconfig,
+    }
+}
+
+async fn gmsa(env: &Env, args: &[&str]) -> Output {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_gmsa"));
+    cmd.arg("certs")
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(&env.kubeconfig)
+        .env_remove("KUBECONFIG")
+        .env("HOME", env.dir.path());
+    tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("gmsa finished within 60s")
+        .expect("run gmsa")
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn writes(env: &Env) -> usize {
+    env.server
+        .requests()
+        .iter()
+        .filter(|r| matches!(r.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE"))
+        .count()
+}
+
+fn webhook(name: &str) -> Value {
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": name},
+        "webhooks": [{"name": "m.gmsa.k8s.io", "sideEffects": "None", "admissionReviewVersions": ["v1"],
+            "clientConfig": {"service": {"name": "gmsa-webhook", "namespace": "gmsa"}}}],
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_hook_and_cronjob_commands_work_as_written() {
+    let env = fake().await;
+    env.api.insert_webhook("mutating", webhook("gmsa-webhook"));
+    // The hook Job.
+    let hook = [
+        "issue",
+        "--service",
+        "gmsa-webhook",
+        "--namespace",
+        "gmsa",
+        "--secret",
+        "gmsa-webhook-tls",
+        "--approve",
+        "--patch-webhook",
+        "gmsa-webhook",
+    ];
+    let out = gmsa(&env, &hook).await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("Issued a certificate for gmsa-webhook.gmsa.svc"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Secret:     gmsa/gmsa-webhook-tls"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("mutatingwebhookconfiguration/gmsa-webhook"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("gmsa: waiting for CertificateSigningRequest gmsa-webhook.gmsa"),
+        "{stderr}"
+    );
+    assert!(env.api.secret("gmsa", "gmsa-webhook-tls").is_some());
+
+    // Re-running the hook changes nothing.
+    let before = writes(&env);
+    let out = gmsa(&env, &hook).await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("Nothing to do"), "{stdout}");
+    assert_eq!(writes(&env), before);
+
+    // The CronJob.
+    let cron = [
+        "renew",
+        "--service",
+        "gmsa-webhook",
+        "--namespace",
+        "gmsa",
+        "--secret",
+        "gmsa-webhook-tls",
+        "--renew-before",
+        "720h",
+        "--patch-webhook",
+        "gmsa-webhook",
+        "-o",
+        "json",
+    ];
+    let out = gmsa(&env, &cron).await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let summary: Value = serde_json::from_str(&stdout).expect("JSON summary");
+    assert_eq!(summary["action"], "unchanged");
+    assert_eq!(summary["secret"], "gmsa/gmsa-webhook-tls");
+    assert_eq!(writes(&env), before);
+
+    // Inside the renewal window (a 9000h window is longer than the 1-year certificate).
+    let mut due = cron.to_vec();
+    due[8] = "9000h";
+    let out = gmsa(&env, &due).await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let summary: Value = serde_json::from_str(&stdout).expect("JSON summary");
+    assert_eq!(summary["action"], "issued");
+    assert!(
+        summary["certificate"]["dnsNames"]
+            .as_array()
+            .is_some_and(|a| a.len() == 4),
+        "{summary}"
+    );
+    assert!(
+        env.server
+            .count("PUT", "/api/v1/namespaces/gmsa/secrets/gmsa-webhook-tls")
+            == 1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_prints_the_csr_and_calls_and_writes_nothing() {
+    let env = fake().await;
+    let out = gmsa(
+        &env,
+        &[
+            "issue",
+            "--service",
+            "gmsa-webhook",
+            "--secret",
+            "tls",
+            "--dry-run",
+        ],
+    )
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("kind: CertificateSigningRequest"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("signerName: kubernetes.io/kubelet-serving"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("POST /apis/certificates.k8s.io/v1/certificatesigningrequests"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("POST /api/v1/namespaces/gmsa/secrets"),
+        "namespace from the context: {stdout}"
+    );
+    assert_eq!(writes(&env), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certs_dir_then_inspect_the_file_and_the_secret() {
+    let env = fake().await;
+    let dir = env.dir.path().join("certs");
+    let dir_s = dir.to_str().expect("utf8 path");
+    let out = gmsa(
+        &env,
+        &[
+            "issue",
+            "--service",
+            "w",
+            "--secret",
+            "w-tls",
+            "--certs-dir",
+            dir_s,
+            "--duration",
+            "48h",
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{:?}", text(&out));
+
+    let cert = dir.join("tls.crt");
+    let out = gmsa(
+        &env,
+        &[
+            "inspect",
+            "--cert",
+            cert.to_str().expect("utf8"),
+            "--warn-before",
+            "24h",
+        ],
+    )
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("w.gmsa.svc.cluster.local") && stdout.contains("Key:        matches"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Issuer:     CN=gmsa-testkit-ca"),
+        "{stdout}"
+    );
+
+    let out = gmsa(
+        &env,
+        &[
+            "inspect",
+            "--secret",
+            "w-tls",
+            "--warn-before",
+            "72h",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "expires within 72h: {stdout}\n{stderr}"
+    );
+    let report: Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(report["expiresWithinWarnWindow"], true);
+    assert_eq!(report["keyMatches"], true);
+    assert!(stderr.contains("expires within 3d0h"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_name_the_fix() {
+    let env = fake().await;
+    env.api.set_signer_mode(SignerMode::Never);
+    let out = gmsa(
+        &env,
+        &[
+            "issue",
+            "--service",
+            "w",
+            "--secret",
+            "t",
+            "--timeout",
+            "1s",
+        ],
+    )
+    .await;
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("timed out after 1s") && stderr.contains("--signer"),
+        "{stderr}"
+    );
+
+    let out = gmsa(
+        &env,
+        &[
+            "issue",
+            "--service",
+            "w",
+            "--secret",
+            "t",
+            "--key-type",
+            "rsa2048",
+        ],
+    )
+    .await;
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("--key-file"), "{stderr}");
+
+    let out = gmsa(&env, &["issue", "--service", "w"]).await;
+    let (_, stderr) = text(&out);
+    assert!(
+        stderr.contains("--secret NAME and/or --certs-dir DIR"),
+        "{stderr}"
+    );
+
+    let out = gmsa(&env, &["issue", "--service", "W_bad", "--secret", "t"]).await;
+    let (_, stderr) = text(&out);
+    assert!(stderr.contains("invalid service name"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rsa_key_file_is_used_with_key_encipherment() {
+    let env = fake().await;
+    let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("../certs/tests/data/rsa2048-pkcs8.pem");
+    let out = gmsa(
+        &env,
+        &[
+            "issue",
+            "--service",
+            "w",
+            "--secret",
+            "t",
+            "--key-type",
+            "rsa2048",
+            "--key-file",
+            key.to_str().expect("utf8"),
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    let csr = env.api.csr("w.gmsa").expect("csr");
+    assert_eq!(
+        csr["spec"]["usages"],
+        json!(["digital signature", "key encipherment", "server auth"])
+    );
+}
