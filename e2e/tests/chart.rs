@@ -47,6 +47,8 @@ fn read(path: &Path) -> String {
 struct Tools {
     helms: Vec<(&'static str, PathBuf)>,
     validator: PathBuf,
+    /// The venv's python, with cel-python (`celpy`) installed.
+    python: PathBuf,
 }
 
 /// The pinned tools, or None (test skipped) when they are missing outside CI.
@@ -57,14 +59,27 @@ fn tools() -> Option<Tools> {
         ("helm4", dir.join("helm4/helm")),
     ];
     let validator = dir.join("venv/bin/kubernetes-validate");
+    let python = dir.join("venv/bin/python");
+    let celpy = dir
+        .join("venv/lib")
+        .read_dir()
+        .ok()
+        .and_then(|mut d| d.next())
+        .and_then(|e| e.ok())
+        .map(|e| e.path().join("site-packages/celpy/__init__.py"))
+        .unwrap_or_else(|| dir.join("venv/lib/python3/site-packages/celpy/__init__.py"));
     let missing: Vec<&PathBuf> = helms
         .iter()
         .map(|(_, p)| p)
-        .chain([&validator])
+        .chain([&validator, &python, &celpy])
         .filter(|p| !p.is_file())
         .collect();
     if missing.is_empty() {
-        return Some(Tools { helms, validator });
+        return Some(Tools {
+            helms,
+            validator,
+            python,
+        });
     }
     assert!(
         std::env::var_os("CI").is_none(),
@@ -638,6 +653,7 @@ fn csr_mode_issues_before_install_patches_after_and_renews_on_a_schedule() {
             "gmsa-server-cert",
             "--signer",
             "kubernetes.io/kubelet-serving",
+            "--approve",
             "--renew-before",
             "720h",
             "--patch-webhook",
@@ -705,26 +721,38 @@ fn csr_mode_without_approval_or_renewal_asks_for_less() {
         OLDEST,
         &[
             "certificates.csr.approve=false",
-            "certificates.csr.renew.enabled=false",
             "certificates.csr.signerName=example.com/serving",
             "certificates.csr.duration=2160h",
         ],
     ) else {
         return;
     };
-    assert!(r.of_kind("CronJob").is_empty());
-    let issue = &r.get("Job", "gmsa-certs-issue")["spec"]["template"]["spec"];
-    let a = args(issue);
+    let cron =
+        &r.get("CronJob", "gmsa-certs-renew")["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    for pod in [
+        &r.get("Job", "gmsa-certs-issue")["spec"]["template"]["spec"],
+        &r.get("Job", "gmsa-certs-patch")["spec"]["template"]["spec"],
+        cron,
+    ] {
+        let a = args(pod);
+        assert!(
+            a.contains(&"--no-approve") && !a.contains(&"--approve"),
+            "{a:?}"
+        );
+        assert!(
+            a.windows(2)
+                .any(|w| w == ["--signer", "example.com/serving"]),
+            "{a:?}"
+        );
+        assert!(a.windows(2).any(|w| w == ["--duration", "2160h"]), "{a:?}");
+    }
+    let no_renew =
+        render(OLDEST, &["certificates.csr.renew.enabled=false"]).expect("tools present");
+    assert!(no_renew.of_kind("CronJob").is_empty());
     assert!(
-        a.contains(&"--no-approve") && !a.contains(&"--approve"),
-        "{a:?}"
+        no_renew.find("Job", "gmsa-certs-patch").is_some(),
+        "the caBundle patch does not depend on renewal"
     );
-    assert!(
-        a.windows(2)
-            .any(|w| w == ["--signer", "example.com/serving"]),
-        "{a:?}"
-    );
-    assert!(a.windows(2).any(|w| w == ["--duration", "2160h"]), "{a:?}");
     let rules = rules_of(r.get("ClusterRole", "gmsa-certs"));
     assert!(
         !rules
@@ -947,8 +975,8 @@ fn cel_match_condition_looks_at_the_pod_and_every_container_list_of_object_and_o
             }
         }
         assert!(
-            expr.contains("oldObject != null &&"),
-            "oldObject is null on CREATE:\n{expr}"
+            expr.contains("|| (request.operation == \"UPDATE\" && ("),
+            "oldObject (null on CREATE) is only read on UPDATE:\n{expr}"
         );
         assert_eq!(
             expr.matches("has(c.securityContext.windowsOptions.gmsaCredentialSpecName)")
@@ -1208,4 +1236,122 @@ fn dockerfile_builds_both_binaries_for_a_non_root_user() {
         "the final image runs as non-root"
     );
     assert!(dockerfile.contains("ENTRYPOINT [\"/usr/local/bin/gmsa-webhook\"]"));
+}
+
+/// Evaluates the rendered CEL with cel-python for each (operation, object, oldObject).
+fn eval_cel(tools: &Tools, expr: &str, cases: &[(&str, Value, Value)]) -> Vec<bool> {
+    const SCRIPT: &str = r#"
+import json, sys, celpy
+expr, cases = json.load(sys.stdin)
+env = celpy.Environment()
+prog = env.program(env.compile(expr))
+out = []
+for op, obj, old in cases:
+    result = prog.evaluate({"request": celpy.json_to_cel({"operation": op}),
+                            "object": celpy.json_to_cel(obj), "oldObject": celpy.json_to_cel(old)})
+    if not isinstance(result, celpy.celtypes.BoolType):
+        sys.exit(f"not a bool: {result!r} for {op} {obj} {old}")
+    out.append(bool(result))
+print(json.dumps(out))
+"#;
+    use std::io::Write;
+    let mut child = Command::new(&tools.python)
+        .arg("-c")
+        .arg(SCRIPT)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start python");
+    let input = json!([
+        expr,
+        cases
+            .iter()
+            .map(|(op, o, old)| json!([op, o, old]))
+            .collect::<Vec<_>>()
+    ]);
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.to_string().as_bytes())
+        .expect("write cases");
+    let out = child.wait_with_output().expect("python runs");
+    assert!(
+        out.status.success(),
+        "CEL evaluation failed:\n{}",
+        text(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("a JSON list of booleans")
+}
+
+/// A pod whose `place` ("pod", "containers", "initContainers", "ephemeralContainers") carries
+/// `windows_options`; the other places have none. The GMSA container is the second one.
+fn pod_with(place: &str, windows_options: &Value) -> Value {
+    let sc = json!({"windowsOptions": windows_options});
+    let plain = json!({"name": "plain", "image": "x"});
+    let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                         "spec": {"containers": [plain.clone()]}});
+    match place {
+        "pod" => pod["spec"]["securityContext"] = sc,
+        list => {
+            let mut c = json!({"name": "gmsa", "image": "x"});
+            c["securityContext"] = sc;
+            let items = pod["spec"]
+                .get(list)
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            pod["spec"][list] = Value::Array(items.into_iter().chain([c]).collect());
+        }
+    }
+    pod
+}
+
+#[test]
+fn cel_match_condition_passes_exactly_the_pods_that_mention_gmsa() {
+    let Some(tools) = tools() else { return };
+    let Some(r) = render(NEWEST, &[]) else { return };
+    let places = ["pod", "containers", "initContainers", "ephemeralContainers"];
+    let gmsa = [
+        json!({"gmsaCredentialSpecName": "webapp01"}),
+        json!({"gmsaCredentialSpec": "{}"}),
+        json!({"gmsaCredentialSpecName": "a", "gmsaCredentialSpec": "{}"}),
+    ];
+    let other = [
+        json!({"runAsUserName": "ContainerUser"}),
+        json!({"hostProcess": false}),
+    ];
+    let none = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x", "securityContext": {"runAsNonRoot": true}}]}});
+    let mut cases: Vec<(&str, Value, Value, bool)> = vec![
+        ("CREATE", none.clone(), Value::Null, false),
+        ("UPDATE", none.clone(), none.clone(), false),
+    ];
+    for place in places {
+        for w in &gmsa {
+            cases.push(("CREATE", pod_with(place, w), Value::Null, true));
+            cases.push(("UPDATE", pod_with(place, w), none.clone(), true));
+            // UPDATE that removes GMSA: the old pod mentions it, so the webhook must see it.
+            cases.push(("UPDATE", none.clone(), pod_with(place, w), true));
+        }
+        for w in &other {
+            cases.push(("CREATE", pod_with(place, w), Value::Null, false));
+            cases.push(("UPDATE", pod_with(place, w), pod_with(place, w), false));
+        }
+        cases.push(("CREATE", pod_with(place, &json!({})), Value::Null, false));
+    }
+    let input: Vec<(&str, Value, Value)> = cases
+        .iter()
+        .map(|(op, o, old, _)| (*op, o.clone(), old.clone()))
+        .collect();
+    for hook in r.webhooks() {
+        let expr = hook["matchConditions"][0]["expression"]
+            .as_str()
+            .expect("expression");
+        let got = eval_cel(&tools, expr, &input);
+        assert_eq!(got.len(), cases.len());
+        for ((op, obj, old, want), got) in cases.iter().zip(got) {
+            assert_eq!(got, *want, "{op}\nobject: {obj}\noldObject: {old}");
+        }
+    }
 }

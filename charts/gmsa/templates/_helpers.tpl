@@ -103,14 +103,17 @@ has({{ . }}.securityContext) && has({{ . }}.securityContext.windowsOptions) && (
 {{- end }}
 {{- end -}}
 
-{{/* The matchConditions list of a webhook (CREATE: object; UPDATE: object or oldObject). */}}
+{{/*
+The matchConditions list of a webhook: the new pod mentions GMSA, or (UPDATE only; oldObject
+is null on CREATE) the old one did.
+*/}}
 {{- define "gmsa.matchConditions" -}}
 {{- if include "gmsa.matchConditionsEnabled" . }}
 matchConditions:
   - name: pod-mentions-gmsa
     expression: |
       {{- include "gmsa.cel.podMentionsGmsa" "object" | nindent 6 }}
-      || (oldObject != null && (
+      || (request.operation == "UPDATE" && (
       {{- include "gmsa.cel.podMentionsGmsa" "oldObject" | nindent 6 }}
       ))
 {{- end }}
@@ -232,9 +235,7 @@ Call with (dict "root" $ "verb" "issue" "patch" true).
 - {{ $v.secretName }}
 - --signer
 - {{ $v.csr.signerName }}
-{{- if eq .verb "issue" }}
 - {{ ternary "--approve" "--no-approve" $v.csr.approve }}
-{{- end }}
 {{- with $v.csr.duration }}
 - --duration
 - {{ . | quote }}
