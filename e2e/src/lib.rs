@@ -1,3 +1,5 @@
 //! `gmsa-e2e`: end-to-end harnesses: a throwaway Samba Active Directory domain controller on a
 //! loopback address, and a real Kubernetes cluster (when `KUBECONFIG` or `GMSA_E2E_KUBECONFIG`
 //! points at one).
+
+pub mod dc;

@@ -1,0 +1,594 @@
+//! The DC tier: every scenario against one real Samba AD domain controller (started on first
+//! use by `gmsa_e2e::dc::shared`, stopped when this process exits). Run by
+//! `scripts/test.d/20-dc` (`cargo test -p gmsa-e2e --test dc`); excluded from the main nextest
+//! run, which would start one DC per test process. See docs/e2e-dc.md.
+//!
+//! Expected values are read from the DC independently of our LDAP code: `ldbsearch` on the
+//! DC's database and OpenLDAP's `ldapsearch`; the node-side proof uses MIT `kinit`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use base64::Engine as _;
+use gmsa_e2e::dc::{
+    self, Dc, DISABLED_GMSA, GMSA, NODE_DENIED, NODE_DIRECT, NODE_GROUP, NODE_VIA_GROUP,
+    RESTRICTED_USER,
+};
+use serde_json::{json, Value};
+
+/// The DC, or return from the test (skip) when samba is not installed outside CI.
+macro_rules! dc_or_skip {
+    () => {
+        match dc::shared() {
+            Some(dc) => dc,
+            None => return,
+        }
+    };
+}
+
+/// The `gmsa` binary of this build (target/debug/gmsa, next to this test's deps/ dir).
+fn gmsa_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("gmsa");
+    assert!(
+        bin.exists(),
+        "{} not built: run `cargo build -p gmsa` first (scripts/test.d/20-dc does)",
+        bin.display()
+    );
+    bin
+}
+
+fn gmsa(args: &[&str]) -> Output {
+    Command::new(gmsa_bin())
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("running gmsa")
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `--server --ca-file --bind-dn --password-file` as Administrator.
+fn dc_args(dc: &Dc) -> Vec<String> {
+    vec![
+        "--server".into(),
+        dc.server(),
+        "--ca-file".into(),
+        dc.ca_file.display().to_string(),
+        "--bind-dn".into(),
+        dc.admin_dn.clone(),
+        "--password-file".into(),
+        dc.admin_password_file.display().to_string(),
+    ]
+}
+
+fn run_with(dc_flags: &[String], args: &[&str]) -> Output {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(dc_flags.iter().map(String::as_str));
+    gmsa(&all)
+}
+
+fn from_dc(dc: &Dc, extra: &[&str]) -> Output {
+    let mut args = vec!["spec", "from-dc", "--account", GMSA];
+    args.extend_from_slice(extra);
+    run_with(&dc_args(dc), &args)
+}
+
+/// The credential spec `from-dc` prints with `-o credspec-json`.
+fn generated_spec(dc: &Dc) -> Value {
+    let out = from_dc(dc, &["-o", "credspec-json"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "from-dc failed: {stderr}");
+    serde_json::from_str(&stdout).expect("from-dc prints JSON")
+}
+
+fn temp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+/// One value of `attr` from `ldbsearch` (the DC's own decoding of SIDs and GUIDs).
+fn ldb_value(dc: &Dc, base: &str, scope: &str, filter: &str, attr: &str) -> String {
+    dc.ldbsearch(base, scope, filter, &[attr])
+        .expect("ldbsearch")
+        .into_iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(attr))
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| panic!("ldbsearch: no {attr} under {base} for {filter}"))
+}
+
+#[test]
+fn from_dc_equals_what_the_dc_reports() {
+    let dc = dc_or_skip!();
+    let spec = generated_spec(dc);
+    let sid = ldb_value(dc, &dc.base_dn, "base", "(objectClass=*)", "objectSid");
+    let guid = ldb_value(dc, &dc.base_dn, "base", "(objectClass=*)", "objectGUID");
+    let partitions = format!("CN=Partitions,CN=Configuration,{}", dc.base_dn);
+    let cross_ref = format!("(&(objectClass=crossRef)(nCName={}))", dc.base_dn);
+    let netbios = ldb_value(dc, &partitions, "one", &cross_ref, "nETBIOSName");
+    let dns = ldb_value(dc, &partitions, "one", &cross_ref, "dnsRoot");
+    // The gMSA really is one, as the DC reports it.
+    let classes = dc
+        .ldbsearch(
+            &dc.gmsa_dn(GMSA),
+            "base",
+            "(objectClass=*)",
+            &["objectClass"],
+        )
+        .expect("ldbsearch");
+    assert!(classes
+        .iter()
+        .any(|(_, v)| v == "msDS-GroupManagedServiceAccount"));
+    assert_eq!(dns, dc.dns_name);
+    assert_eq!(netbios, dc.netbios);
+    let want = json!({
+        "CmsPlugins": ["ActiveDirectory"],
+        "DomainJoinConfig": {
+            "Sid": sid,
+            "MachineAccountName": GMSA,
+            "Guid": guid,
+            "DnsTreeName": dns,
+            "DnsName": dns,
+            "NetBiosName": netbios
+        },
+        "ActiveDirectoryConfig": {
+            "GroupManagedServiceAccounts": [
+                {"Name": GMSA, "Scope": dns},
+                {"Name": GMSA, "Scope": netbios}
+            ]
+        }
+    });
+    assert_eq!(spec, want);
+}
+
+#[test]
+fn from_dc_over_starttls_gives_the_same_spec() {
+    let dc = dc_or_skip!();
+    let mut flags = dc_args(dc);
+    flags[1] = format!("ldap://{}", dc.ip);
+    let out = run_with(
+        &flags,
+        &["spec", "from-dc", "--account", GMSA, "-o", "credspec-json"],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let spec: Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(spec, generated_spec(dc));
+}
+
+#[test]
+fn from_dc_manifest_has_the_name_and_the_same_spec() {
+    let dc = dc_or_skip!();
+    let out = from_dc(dc, &["--name", "webapp1-e2e"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let manifest: Value = serde_norway::from_str(&stdout).expect("YAML manifest");
+    assert_eq!(manifest["apiVersion"], "windows.k8s.io/v1");
+    assert_eq!(manifest["kind"], "GMSACredentialSpec");
+    assert_eq!(manifest["metadata"]["name"], "webapp1-e2e");
+    assert_eq!(manifest["credspec"], generated_spec(dc));
+    // Default name: the account, lower-cased.
+    let out = from_dc(dc, &["-o", "json"]);
+    let manifest: Value = serde_json::from_slice(&out.stdout).expect("JSON manifest");
+    assert_eq!(manifest["metadata"]["name"], GMSA.to_lowercase());
+}
+
+#[test]
+fn from_dc_additional_accounts() {
+    let dc = dc_or_skip!();
+    let out = from_dc(
+        dc,
+        &[
+            "-o",
+            "credspec-json",
+            "--additional-account",
+            "Reports@other.example",
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("Reports@other.example is in another domain"),
+        "{stderr}"
+    );
+    let spec: Value = serde_json::from_str(&stdout).expect("JSON");
+    let accounts = &spec["ActiveDirectoryConfig"]["GroupManagedServiceAccounts"];
+    assert_eq!(
+        accounts[2],
+        json!({"Name": "Reports", "Scope": "other.example"})
+    );
+    // An additional account in this domain is checked like the main one.
+    let out = from_dc(dc, &["--additional-account", DISABLED_GMSA]);
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success() && stdout.is_empty());
+    assert!(
+        stderr.contains(&format!("gMSA `{DISABLED_GMSA}`")) && stderr.contains("is disabled"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn from_dc_refuses_missing_disabled_and_non_gmsa_accounts() {
+    let dc = dc_or_skip!();
+    let table = [
+        (
+            "NoSuchGmsa",
+            "account `NoSuchGmsa` not found in domain gmsatest.example",
+        ),
+        (DISABLED_GMSA, "is disabled; enable it"),
+        (NODE_DIRECT, "is not a group managed service account"),
+    ];
+    for (account, want) in table {
+        let out = run_with(&dc_args(dc), &["spec", "from-dc", "--account", account]);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{account}: {stderr}");
+        assert!(stdout.is_empty(), "{account}: printed {stdout}");
+        assert!(stderr.contains(want), "{account}: {stderr}");
+    }
+}
+
+fn write_spec(dir: &Path, name: &str, spec: &Value) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, serde_json::to_vec_pretty(spec).expect("json")).expect("write spec");
+    path
+}
+
+fn verify(dc: &Dc, file: &Path, nodes: &[&str]) -> (Option<i32>, String, String) {
+    let file = file.display().to_string();
+    let mut args = vec!["spec", "verify", file.as_str()];
+    for node in nodes {
+        args.extend(["--node", node]);
+    }
+    let out = run_with(&dc_args(dc), &args);
+    let (stdout, stderr) = text(&out);
+    (out.status.code(), stdout, stderr)
+}
+
+fn error_lines(stdout: &str) -> Vec<&str> {
+    stdout.lines().filter(|l| l.contains(": error: ")).collect()
+}
+
+#[test]
+fn verify_passes_and_lists_who_may_retrieve() {
+    let dc = dc_or_skip!();
+    let dir = temp();
+    let file = write_spec(dir.path(), "spec.json", &generated_spec(dc));
+    let direct = format!("{NODE_DIRECT}$");
+    let via_group = format!("{NODE_VIA_GROUP}$");
+    let (code, stdout, stderr) = verify(dc, &file, &[&direct, &via_group]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(error_lines(&stdout).is_empty(), "{stdout}");
+    let n = &dc.netbios;
+    let readers = format!(
+        "gMSA {GMSA}: may retrieve the password: {n}\\Administrator, {n}\\{NODE_DIRECT}$, {n}\\{NODE_GROUP}"
+    );
+    assert!(stdout.contains(&readers), "{stdout}");
+    assert!(
+        stdout.contains(&format!("node {direct} may retrieve")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("node {via_group} may retrieve")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ok: matches gmsatest.example (GMSATEST)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn verify_reads_the_from_dc_manifest() {
+    let dc = dc_or_skip!();
+    let dir = temp();
+    let out = from_dc(dc, &[]);
+    assert!(out.status.success());
+    let file = dir.path().join("spec.yaml");
+    std::fs::write(&file, &out.stdout).expect("write");
+    let (code, stdout, stderr) = verify(dc, &file, &[]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+}
+
+#[test]
+fn verify_catches_each_wrong_field() {
+    let dc = dc_or_skip!();
+    let good = generated_spec(dc);
+    let sid = good["DomainJoinConfig"]["Sid"]
+        .as_str()
+        .expect("sid")
+        .to_string();
+    let dir = temp();
+    let table = [
+        // A user's SID instead of the domain's: the most common mistake.
+        ("Sid", json!(format!("{sid}-500")), "an account's SID"),
+        (
+            "Sid",
+            json!("S-1-5-21-1-2-3"),
+            "but the SID of gmsatest.example is",
+        ),
+        (
+            "Guid",
+            json!("00000000-1111-2222-3333-444444444444"),
+            "objectGUID of gmsatest.example",
+        ),
+        (
+            "NetBiosName",
+            json!("CONTOSO"),
+            "NetBIOS name is `GMSATEST`",
+        ),
+        (
+            "DnsName",
+            json!("contoso.com"),
+            "DNS name is `gmsatest.example`",
+        ),
+        (
+            "DnsTreeName",
+            json!("forest.contoso.com"),
+            "forest root domain's DNS name",
+        ),
+    ];
+    for (field, value, want) in table {
+        let mut spec = good.clone();
+        spec["DomainJoinConfig"][field] = value;
+        let file = write_spec(dir.path(), &format!("{field}.json"), &spec);
+        let (code, stdout, stderr) = verify(dc, &file, &[]);
+        assert_eq!(code, Some(1), "{field}: {stdout}{stderr}");
+        let errors = error_lines(&stdout);
+        assert_eq!(errors.len(), 1, "{field}: {stdout}");
+        assert!(
+            errors[0].contains(&format!("error: DomainJoinConfig.{field}: ")),
+            "{}",
+            errors[0]
+        );
+        assert!(
+            errors[0].contains(want) && errors[0].contains("fix: set it to"),
+            "{}",
+            errors[0]
+        );
+    }
+}
+
+#[test]
+fn verify_catches_a_missing_and_a_disabled_gmsa() {
+    let dc = dc_or_skip!();
+    let dir = temp();
+    for (account, want) in [
+        ("NoSuchGmsa", "not found in gmsatest.example"),
+        (DISABLED_GMSA, "is disabled"),
+    ] {
+        let mut spec = generated_spec(dc);
+        spec["DomainJoinConfig"]["MachineAccountName"] = json!(account);
+        for entry in spec["ActiveDirectoryConfig"]["GroupManagedServiceAccounts"]
+            .as_array_mut()
+            .expect("accounts")
+        {
+            entry["Name"] = json!(account);
+        }
+        let file = write_spec(dir.path(), &format!("{account}.json"), &spec);
+        let (code, stdout, stderr) = verify(dc, &file, &[]);
+        assert_eq!(code, Some(1), "{account}: {stdout}{stderr}");
+        let errors = error_lines(&stdout);
+        assert_eq!(errors.len(), 1, "{account}: {stdout}");
+        assert!(
+            errors[0].contains(&format!("gMSA {account}: ")) && errors[0].contains(want),
+            "{}",
+            errors[0]
+        );
+    }
+}
+
+#[test]
+fn verify_catches_a_node_that_is_not_allowed() {
+    let dc = dc_or_skip!();
+    let dir = temp();
+    let file = write_spec(dir.path(), "spec.json", &generated_spec(dc));
+    let denied = format!("{NODE_DENIED}$");
+    let direct = format!("{NODE_DIRECT}$");
+    let (code, stdout, stderr) = verify(dc, &file, &[&direct, &denied, "NOSUCHNODE$"]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    let errors = error_lines(&stdout);
+    assert_eq!(errors.len(), 2, "{stdout}");
+    assert!(
+        errors[0].contains(&format!(
+            "node {denied}: may not retrieve the password of gMSA {GMSA}"
+        )),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[0].contains("group-msa-membership add"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[1].contains("node NOSUCHNODE$: no computer account"),
+        "{}",
+        errors[1]
+    );
+    assert!(
+        stdout.contains(&format!("node {direct} may retrieve")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("node {denied} may NOT retrieve")),
+        "{stdout}"
+    );
+}
+
+/// `msDS-ManagedPassword` of the gMSA as seen by `computer` over LDAPS (OpenLDAP client).
+fn managed_password_as(dc: &Dc, computer: &str) -> Option<Vec<u8>> {
+    let out = dc
+        .ldapsearch(
+            &dc.computer_dn(computer),
+            &dc.password_of(computer),
+            &dc.gmsa_dn(GMSA),
+            &["msDS-ManagedPassword"],
+        )
+        .expect("ldapsearch");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "ldapsearch as {computer}: {stderr}");
+    // The object is visible either way; only the attribute differs.
+    assert!(
+        stdout.contains(&format!("dn: {}", dc.gmsa_dn(GMSA))),
+        "as {computer}: {stdout}"
+    );
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("msDS-ManagedPassword:: "))
+        .map(|b64| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .expect("base64")
+        })
+}
+
+#[test]
+fn node_side_allowed_computers_read_the_password_and_get_a_ticket() {
+    let dc = dc_or_skip!();
+    let dir = temp();
+    let mut keys = Vec::new();
+    for computer in [NODE_DIRECT, NODE_VIA_GROUP] {
+        let blob = managed_password_as(dc, computer).unwrap_or_else(|| {
+            panic!("{computer} may retrieve the password but got no msDS-ManagedPassword")
+        });
+        let key = dc::nt_hash_from_managed_password(&blob).expect("blob decodes");
+        let keytab = dir.path().join(format!("{computer}.keytab"));
+        dc::write_rc4_keytab(&keytab, &format!("{GMSA}$"), &dc.realm, &key).expect("keytab");
+        let (ok, output) = dc
+            .kinit_with_keytab(&keytab, &format!("{GMSA}$"))
+            .expect("kinit");
+        assert!(
+            ok,
+            "kinit as {GMSA}$ with the key {computer} read failed: {output}"
+        );
+        assert!(
+            output.contains(&format!("Default principal: {GMSA}$@{}", dc.realm)),
+            "{output}"
+        );
+        assert!(
+            output.contains(&format!("krbtgt/{0}@{0}", dc.realm)),
+            "{output}"
+        );
+        keys.push(key);
+    }
+    assert_eq!(
+        keys[0], keys[1],
+        "both computers must read the same current password"
+    );
+}
+
+#[test]
+fn node_side_denied_computer_gets_no_password_and_no_ticket() {
+    let dc = dc_or_skip!();
+    assert_eq!(
+        managed_password_as(dc, NODE_DENIED),
+        None,
+        "{NODE_DENIED} must not see msDS-ManagedPassword"
+    );
+    // Without the password, all it can do is guess a key; the KDC refuses it (this also shows
+    // the kinit check above can fail).
+    let dir = temp();
+    let keytab = dir.path().join("guess.keytab");
+    dc::write_rc4_keytab(&keytab, &format!("{GMSA}$"), &dc.realm, &[0x42; 16]).expect("keytab");
+    let (ok, output) = dc
+        .kinit_with_keytab(&keytab, &format!("{GMSA}$"))
+        .expect("kinit");
+    assert!(!ok, "kinit with a guessed key must fail: {output}");
+}
+
+#[test]
+fn error_unreachable_server() {
+    let dc = dc_or_skip!();
+    let mut flags = dc_args(dc);
+    flags[1] = format!("ldaps://{}:1", dc.ip);
+    let out = run_with(&flags, &["spec", "from-dc", "--account", GMSA]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains(&format!(
+            "cannot reach the domain controller at ldaps://{}:1",
+            dc.ip
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn error_tls_names_the_ca_option() {
+    let dc = dc_or_skip!();
+    // Without --ca-file the system's CAs do not trust the test CA.
+    let flags: Vec<String> = dc_args(dc)
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 2 && *i != 3)
+        .map(|(_, v)| v)
+        .collect();
+    let out = run_with(&flags, &["spec", "from-dc", "--account", GMSA]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("TLS with") && stderr.contains("--ca-file"),
+        "{stderr}"
+    );
+    // A CA file with a different CA fails the same way.
+    let dir = temp();
+    let other = dir.path().join("other-ca.pem");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    std::fs::write(&other, params.self_signed(&key).expect("ca").pem()).expect("write");
+    let mut flags = dc_args(dc);
+    flags[3] = other.display().to_string();
+    let out = run_with(&flags, &["spec", "from-dc", "--account", GMSA]);
+    let (_, stderr) = text(&out);
+    assert!(
+        stderr.contains("--ca-file") && stderr.contains("UnknownIssuer"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn error_bad_credentials() {
+    let dc = dc_or_skip!();
+    let dir = temp();
+    let wrong = dir.path().join("wrong.pw");
+    std::fs::write(&wrong, "not-the-password\n").expect("write");
+    let mut flags = dc_args(dc);
+    flags[7] = wrong.display().to_string();
+    let out = run_with(&flags, &["spec", "from-dc", "--account", GMSA]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains(&format!(
+            "rejected the bind as `{}`: invalid credentials",
+            dc.admin_dn
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn error_insufficient_rights() {
+    let dc = dc_or_skip!();
+    let dir = temp();
+    let pw = dir.path().join("restricted.pw");
+    std::fs::write(&pw, dc.password_of(RESTRICTED_USER)).expect("write");
+    let mut flags = dc_args(dc);
+    flags[5] = format!("{RESTRICTED_USER}@{}", dc.realm);
+    flags[7] = pw.display().to_string();
+    let out = run_with(&flags, &["spec", "from-dc", "--account", GMSA]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "insufficient rights: `objectSid` of {}",
+            dc.gmsa_dn(GMSA)
+        )),
+        "{stderr}"
+    );
+}
