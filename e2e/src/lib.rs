@@ -2,4 +2,4 @@
 //! loopback address, and a real Kubernetes cluster (when `KUBECONFIG` or `GMSA_E2E_KUBECONFIG`
 //! points at one).
 
-pub mod dc;
+pub mod cluster;
