@@ -3,3 +3,4 @@
 //! points at one).
 
 pub mod cluster;
+pub mod dc;
