@@ -1355,3 +1355,20 @@ fn cel_match_condition_passes_exactly_the_pods_that_mention_gmsa() {
         }
     }
 }
+
+#[test]
+fn kubernetes_older_than_the_oldest_supported_is_refused() {
+    let Some(tools) = tools() else { return };
+    let chart = chart_dir();
+    for (label, bin) in &tools.helms {
+        let out = helm(
+            bin,
+            &template_args(chart.to_str().expect("utf-8")),
+            "1.27.9",
+            &[],
+        );
+        assert!(!out.status.success(), "{label} rendered for 1.27");
+        let err = text(&out.stderr);
+        assert!(err.contains("kubeVersion"), "{label}: {err}");
+    }
+}
