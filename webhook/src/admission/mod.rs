@@ -70,7 +70,9 @@ pub fn mentions_gmsa(raw_json: &str) -> bool {
 /// `operation` (`CREATE`, `UPDATE`, `DELETE`, `CONNECT`).
 pub fn check_request(group: &str, kind: &str, operation: &str) -> Result<Operation, Denial> {
     if !group.is_empty() || kind != "Pod" {
-        let shown = if group.is_empty() {
+        let shown = if kind.is_empty() {
+            "request without kind".to_string()
+        } else if group.is_empty() {
             kind.to_string()
         } else {
             format!("{kind}.{group}")

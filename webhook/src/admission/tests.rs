@@ -994,6 +994,7 @@ fn request_checks_table() {
             Err((400, "expected a Pod object, got a Deployment.apps")),
         ),
         ("", "ConfigMap", "CREATE", Err((400, "got a ConfigMap"))),
+        ("", "", "CREATE", Err((400, "got a request without kind"))),
         (
             "",
             "Pod",
