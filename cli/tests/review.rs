@@ -351,3 +351,68 @@ async fn against_a_running_webhook_over_tls() {
 
     webhook.shutdown().await;
 }
+
+// ---- against a cluster (kubeconfig) --------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn against_the_cluster_of_the_kubeconfig() {
+    use gmsa_testkit::crd_api::{AuthzAnswer, CrdApi, Route};
+    let api = CrdApi::from_capture();
+    api.set_authz(
+        "demo",
+        "webapp",
+        "webapp01",
+        AuthzAnswer::allowed("RBAC: allowed by RoleBinding"),
+    );
+    let server = gmsa_testkit::FakeApiServer::start(api.router()).await;
+    let s = setup();
+    let kubeconfig = write(
+        &s.root,
+        "kubeconfig",
+        &format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: \"{}\"}}\n\
+             users:\n- name: u\n  user: {{}}\ncontexts:\n- name: c\n  context: {{cluster: fake, user: u}}\n\
+             current-context: c\n",
+            server.url()
+        ),
+    );
+    let pod = write(&s.root, "pod.yaml", POD);
+    let run = |extra: &'static [&'static str]| {
+        let kubeconfig = kubeconfig.clone();
+        let pod = pod.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_gmsa"))
+                .arg("review")
+                .arg(&pod)
+                .arg("--kubeconfig")
+                .args(extra)
+                .env("KUBECONFIG", &kubeconfig)
+                .env_remove("KUBERNETES_SERVICE_HOST")
+                .output()
+                .expect("run gmsa")
+        })
+    };
+
+    let out = run(&[]).await.expect("join");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("# cluster: the current kubeconfig context"),
+        "{stdout}"
+    );
+    assert_allowed_output(&stdout);
+    assert!(api.calls(Route::Lsar) >= 1);
+    let lsar = api.lsar_requests();
+    assert_eq!(
+        lsar.last().map(|r| r["spec"]["user"].clone()),
+        Some(Value::from("system:serviceaccount:demo:webapp"))
+    );
+
+    let out = run(&["--service-account", "intruder"]).await.expect("join");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("# validate: DENIED (403): service account \"intruder\""),
+        "{stdout}"
+    );
+}
