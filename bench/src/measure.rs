@@ -215,7 +215,7 @@ impl Verdict {
 }
 
 fn round(v: f64) -> String {
-    if v.abs() >= 100.0 {
+    if v.fract() == 0.0 || v.abs() >= 100.0 {
         format!("{v:.0}")
     } else if v.abs() >= 1.0 {
         format!("{v:.2}")
@@ -312,14 +312,14 @@ mod tests {
 
     #[test]
     fn verdicts_say_by_how_much_a_target_is_missed() {
-        let ok = Verdict::at_most("CPU per review <= 25 µs", 20.0, 25.0, "µs");
+        let ok = Verdict::at_most("CPU per review <= 25 µs", 20.5, 25.0, "µs");
         assert!(ok.met);
         let slow = Verdict::at_least(">= 20000 req/s", 5000.0, 20000.0, "req/s");
         assert!(!slow.met);
         assert_eq!(slow.ratio, 4.0);
         let table = render_verdicts(&[ok, slow]);
         assert!(
-            table.contains("| CPU per review <= 25 µs | 20.00 µs | met |"),
+            table.contains("| CPU per review <= 25 µs | 20.50 µs | met |"),
             "{table}"
         );
         assert!(

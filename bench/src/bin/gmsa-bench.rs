@@ -669,7 +669,7 @@ fn wait_ready(proc: &mut Proc, admin_port: u16, log: &Path) -> anyhow::Result<()
                 tail(log)
             );
         }
-        if let Ok((200, _)) = http_get(&format!("127.0.0.1:{admin_port}"), "/ready") {
+        if let Ok((200..=299, _)) = http_get(&format!("127.0.0.1:{admin_port}"), "/ready") {
             return Ok(());
         }
         if Instant::now() > deadline {
