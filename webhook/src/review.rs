@@ -396,3 +396,133 @@ impl Admitter {
         self.specs.get(need.name, Freshness::Live).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The exact wire format of answers (the server and the API server depend on it).
+
+    use async_trait::async_trait;
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::lookup::{AuthzDecision, CredSpecEntry};
+
+    struct OneSpec;
+
+    #[async_trait]
+    impl SpecStore for OneSpec {
+        async fn get(&self, name: &str, _: Freshness) -> Result<SpecLookup, LookupError> {
+            Ok(if name == "s1" {
+                SpecLookup::Found(CredSpecEntry::new(json!({"b": 1, "a": "<x>"})))
+            } else {
+                SpecLookup::NotFound
+            })
+        }
+        fn ready(&self) -> Result<(), String> {
+            Ok(())
+        }
+        fn len(&self) -> usize {
+            1
+        }
+    }
+
+    struct Nobody;
+
+    #[async_trait]
+    impl Authorizer for Nobody {
+        async fn may_use(&self, _: &str, _: &str, _: &str) -> Result<AuthzDecision, LookupError> {
+            Ok(AuthzDecision {
+                allowed: false,
+                reason: None,
+            })
+        }
+    }
+
+    fn body(version: &str, pod: Value) -> Vec<u8> {
+        json!({
+            "apiVersion": version,
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "u-1",
+                "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                "namespace": "ns",
+                "operation": "CREATE",
+                "object": pod,
+            }
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    fn handle(kind: ReviewKind, body: &[u8]) -> (Value, Outcome) {
+        let admitter = Admitter::new(Arc::new(OneSpec), Arc::new(Nobody), Options::default());
+        let handled = futures::executor::block_on(admitter.handle(kind, body));
+        (
+            serde_json::from_slice(&handled.body).expect("answer is JSON"),
+            handled.outcome,
+        )
+    }
+
+    fn gmsa_pod() -> Value {
+        json!({"metadata": {"generateName": "g-"}, "spec": {"containers": [
+            {"name": "c", "securityContext": {"windowsOptions": {"gmsaCredentialSpecName": "s1"}}}
+        ]}})
+    }
+
+    #[test]
+    fn allowed_without_gmsa_is_minimal() {
+        let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]}});
+        let (answer, outcome) = handle(ReviewKind::Mutate, &body(ADMISSION_V1, pod));
+        assert_eq!(outcome, Outcome::NoGmsa);
+        assert_eq!(
+            answer,
+            json!({"apiVersion": ADMISSION_V1, "kind": "AdmissionReview",
+                   "response": {"uid": "u-1", "allowed": true}})
+        );
+    }
+
+    #[test]
+    fn patch_is_base64_json_patch_with_audit_annotation() {
+        let (answer, outcome) = handle(ReviewKind::Mutate, &body(ADMISSION_V1BETA1, gmsa_pod()));
+        assert_eq!(outcome, Outcome::Patched);
+        let patch = base64::engine::general_purpose::STANDARD
+            .decode(answer["response"]["patch"].as_str().expect("patch"))
+            .expect("base64");
+        let patch: Value = serde_json::from_slice(&patch).expect("JSON");
+        assert_eq!(
+            patch,
+            json!([{"op": "add",
+                    "path": "/spec/containers/0/securityContext/windowsOptions/gmsaCredentialSpec",
+                    "value": "{\"a\":\"<x>\",\"b\":1}"}])
+        );
+        assert_eq!(
+            answer,
+            json!({"apiVersion": ADMISSION_V1BETA1, "kind": "AdmissionReview",
+                   "response": {"uid": "u-1", "allowed": true,
+                                "patch": answer["response"]["patch"], "patchType": "JSONPatch",
+                                "auditAnnotations": {"credspecs": "s1"}}})
+        );
+    }
+
+    #[test]
+    fn denial_carries_a_full_status() {
+        let (answer, outcome) = handle(ReviewKind::Validate, &body(ADMISSION_V1, gmsa_pod()));
+        assert_eq!(outcome, Outcome::Denied { code: 403 });
+        let status = &answer["response"]["status"];
+        assert_eq!(status["status"], "Failure");
+        assert_eq!(status["reason"], "Forbidden");
+        assert_eq!(status["code"], 403);
+        assert!(status["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("container \"c\" in pod \"g-\"")));
+        assert_eq!(answer["response"]["allowed"], false);
+        assert_eq!(answer["response"]["uid"], "u-1");
+        assert!(answer["response"].get("patch").is_none());
+    }
+
+    #[test]
+    fn outcome_labels() {
+        assert_eq!(Outcome::NoGmsa.label(), "no_gmsa");
+        assert_eq!(Outcome::Denied { code: 400 }.label(), "denied");
+    }
+}
