@@ -498,6 +498,9 @@ fn default_values_render_a_hardened_highly_available_webhook() {
         ("BURST", "50"),
         ("RANDOM_HOSTNAME", "false"),
         ("CERT_RELOAD", "true"),
+        ("REQUEST_TIMEOUT", "4000ms"),
+        ("API_TIMEOUT", "3000ms"),
+        ("SHUTDOWN_DELAY", "5s"),
     ] {
         assert_eq!(r.env(name), value, "env {name}");
     }
@@ -929,6 +932,12 @@ fn failure_policy_and_timeout_come_from_values() {
         assert_eq!(hook["failurePolicy"], "Ignore");
         assert_eq!(hook["timeoutSeconds"], 10);
     }
+    assert_eq!(
+        r.env("REQUEST_TIMEOUT"),
+        "8000ms",
+        "the webhook answers before the API server gives up"
+    );
+    assert_eq!(r.env("API_TIMEOUT"), "6000ms");
 }
 
 #[test]
@@ -1370,5 +1379,111 @@ fn kubernetes_older_than_the_oldest_supported_is_refused() {
         assert!(!out.status.success(), "{label} rendered for 1.27");
         let err = text(&out.stderr);
         assert!(err.contains("kubeVersion"), "{label}: {err}");
+    }
+}
+
+/// The Deployment's environment and arguments, as the container would see them.
+fn webhook_invocation(r: &Rendered) -> (Vec<(String, String)>, Vec<String>) {
+    let c = r.deployment_container();
+    let env = c["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .filter_map(|e| {
+            Some((
+                e["name"].as_str()?.to_string(),
+                e["value"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    let args = c
+        .get("args")
+        .map(|a| strings(a).into_iter().map(String::from).collect())
+        .unwrap_or_default();
+    (env, args)
+}
+
+#[test]
+fn the_webhook_accepts_the_environment_the_chart_gives_it() {
+    use clap::Parser as _;
+    use gmsa_webhook::config::Config;
+    use std::time::Duration;
+    let cases: [(&str, &[&str], u64); 3] = [
+        (NEWEST, &[], 5),
+        (
+            OLDEST,
+            &[
+                "webhook.timeoutSeconds=1",
+                "containerPort=443",
+                "qps=12.5",
+                "burst=7",
+                "randomHostname=true",
+                "logFormat=text",
+                "logLevel=debug",
+                "certificates.certReload.enabled=false",
+                "extraArgs[0]=--authz-cache-ttl=30",
+            ],
+            1,
+        ),
+        (NEWEST, &["webhook.timeoutSeconds=30"], 30),
+    ];
+    for (kube, sets, timeout) in cases {
+        let Some(r) = render(kube, sets) else { return };
+        let (env, args) = webhook_invocation(&r);
+        // One test parses at a time (this one), so the process environment is ours.
+        for (k, v) in &env {
+            std::env::set_var(k, v);
+        }
+        let parsed =
+            Config::try_parse_from(std::iter::once("gmsa-webhook".to_string()).chain(args.clone()));
+        for (k, _) in &env {
+            std::env::remove_var(k);
+        }
+        let config =
+            parsed.unwrap_or_else(|e| panic!("gmsa-webhook rejects {env:?} {args:?}: {e}"));
+        config
+            .check()
+            .unwrap_or_else(|e| panic!("gmsa-webhook rejects {env:?}: {e}"));
+        let ports = &r.deployment_container()["ports"];
+        assert_eq!(
+            json!(config.https_port),
+            ports[0]["containerPort"],
+            "{sets:?}"
+        );
+        assert_eq!(
+            json!(config.admin_port),
+            ports[1]["containerPort"],
+            "{sets:?}"
+        );
+        assert_eq!(config.tls_crt.as_deref(), Some(Path::new("/tls/crt")));
+        assert_eq!(config.tls_key.as_deref(), Some(Path::new("/tls/key")));
+        assert!(
+            config.request_timeout < Duration::from_secs(timeout),
+            "answers before the API server's {timeout}s timeout"
+        );
+        assert!(!config.standalone(), "reads specs from the cluster");
+        let expect_set = |name: &str| sets.iter().any(|s| s.starts_with(name));
+        assert_eq!(
+            config.cert_reload,
+            !expect_set("certificates.certReload"),
+            "{sets:?}"
+        );
+        assert_eq!(
+            config.random_hostname,
+            expect_set("randomHostname"),
+            "{sets:?}"
+        );
+        if expect_set("qps") {
+            assert!((config.qps - 12.5).abs() < f64::EPSILON);
+            assert_eq!(config.burst, 7);
+            assert_eq!(config.authz_cache_ttl, Duration::from_secs(30));
+        } else {
+            assert!(
+                (config.qps - 30.0).abs() < f64::EPSILON,
+                "the chart's qps: {}",
+                config.qps
+            );
+            assert_eq!(config.burst, 50);
+        }
     }
 }
