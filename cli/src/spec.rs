@@ -278,7 +278,10 @@ pub fn emit(
         OutputFormat::Yaml => resource.to_yaml().context("rendering YAML")?,
         OutputFormat::Json => resource.to_json_pretty().context("rendering JSON")? + "\n",
         OutputFormat::CredspecJson => {
-            serde_json::to_string_pretty(spec).context("rendering JSON")? + "\n"
+            resource
+                .credspec_to_json_pretty()
+                .context("rendering JSON")?
+                + "\n"
         }
     };
     write_stdout(&text)?;

@@ -76,7 +76,8 @@ impl GMSACredentialSpec {
 impl GMSACredentialSpec {
     /// The object as reviewable YAML: `apiVersion`, `kind`, `metadata`, `credspec`, with the
     /// credspec's keys in the order `New-CredentialSpec` writes them (unknown keys after the
-    /// known ones). A credspec the typed model refuses is written as stored.
+    /// known ones). The credspec's content is always exactly the stored JSON: when the typed
+    /// model cannot represent it losslessly, it is written as stored (keys sorted).
     pub fn to_yaml(&self) -> Result<String, serde_norway::Error> {
         serde_norway::to_string(&self.ordered())
     }
@@ -86,13 +87,21 @@ impl GMSACredentialSpec {
         serde_json::to_string_pretty(&self.ordered())
     }
 
+    /// Only the credspec, as pretty JSON in the same order (what `New-CredentialSpec` writes);
+    /// `null` when the object has none.
+    pub fn credspec_to_json_pretty(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string_pretty(&self.ordered().credspec)
+    }
+
     fn ordered(&self) -> Ordered<'_> {
+        // The typed order only when it is lossless (e.g. an explicit `null` for a known
+        // field would be dropped by the model); otherwise the stored JSON as it is.
         let credspec = self
             .credspec
             .as_ref()
             .map(|raw| match CredSpec::from_value(raw) {
-                Ok(typed) => OrderedCredSpec::Typed(Box::new(typed)),
-                Err(_) => OrderedCredSpec::Raw(raw),
+                Ok(typed) if typed.to_value() == *raw => OrderedCredSpec::Typed(Box::new(typed)),
+                _ => OrderedCredSpec::Raw(raw),
             });
         Ordered {
             api_version: API_VERSION,

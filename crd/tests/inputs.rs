@@ -221,3 +221,86 @@ fn unknown_fields_survive_reading_and_emitting() {
         serde_json::Value::Null
     );
 }
+
+#[test]
+fn yaml_alias_bombs_and_deep_nesting_are_refused() {
+    let err = read("bad-yaml-alias-bomb.yaml").expect_err("alias bomb");
+    assert!(
+        err.to_string().contains("repetition limit exceeded"),
+        "{err}"
+    );
+    let deep_json = format!("{{\"a\": {}{}}}", "[".repeat(10_000), "]".repeat(10_000));
+    let err = read_document(deep_json.as_bytes()).expect_err("deep JSON");
+    assert!(
+        err.to_string().contains("recursion limit exceeded"),
+        "{err}"
+    );
+    let deep_yaml = format!("a: {}{}\n", "[".repeat(10_000), "]".repeat(10_000));
+    let err = read_document(deep_yaml.as_bytes()).expect_err("deep YAML");
+    assert!(
+        err.to_string().contains("recursion limit exceeded"),
+        "{err}"
+    );
+}
+
+/// A small fuzz harness that runs under `cargo test`: thousands of deterministic mutants
+/// (byte flips, insertions, deletions, truncations) of every good fixture go through the whole
+/// read → typed → validate → name → emit path. Any panic fails the test.
+#[test]
+fn mutated_inputs_never_panic() {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let seeds = [
+        "credspec-utf8.json",
+        "credspec-utf16le-bom-crlf.json",
+        "manifest-v1.yaml",
+        "manifest-v1-from-server.json",
+    ];
+    let mut outcomes = [0usize; 2];
+    for seed in seeds {
+        let original = std::fs::read(fixture(seed)).expect("read seed");
+        for _ in 0..1500 {
+            let mut bytes = original.clone();
+            for _ in 0..(1 + next() % 4) {
+                let len = bytes.len().max(1);
+                let at = (next() as usize) % len;
+                match next() % 4 {
+                    0 if !bytes.is_empty() => bytes[at] ^= 1 << (next() % 8),
+                    1 => bytes.insert(
+                        at.min(bytes.len()),
+                        b"{}[]:\"-\n\x00\xff"[(next() % 10) as usize],
+                    ),
+                    2 if !bytes.is_empty() => {
+                        bytes.remove(at);
+                    }
+                    _ => bytes.truncate(at),
+                }
+            }
+            match read_document(bytes.as_slice()) {
+                Err(err) => {
+                    assert!(!err.to_string().is_empty());
+                    outcomes[0] += 1;
+                }
+                Ok(doc) => {
+                    outcomes[1] += 1;
+                    if let Ok(spec) = doc.typed() {
+                        let _ = validate(&spec);
+                        let _ = default_name(&spec);
+                    }
+                    let yaml = doc.to_resource("x").to_yaml().expect("emit YAML");
+                    let back = read_document(yaml.as_bytes()).expect("emitted YAML reads back");
+                    assert_eq!(back.raw, doc.raw, "round trip of a mutant");
+                }
+            }
+        }
+    }
+    assert!(
+        outcomes[0] > 0 && outcomes[1] > 0,
+        "both outcomes exercised: {outcomes:?}"
+    );
+}
