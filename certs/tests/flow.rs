@@ -31,6 +31,16 @@ async fn fake() -> Env {
     Env { api, server }
 }
 
+/// A fake holding MutatingWebhookConfiguration `gmsa-webhook` with one webhook.
+async fn fake_with_webhook() -> Env {
+    let env = fake().await;
+    env.api.insert_webhook(
+        "mutating",
+        webhook_config("gmsa-webhook", &["a.gmsa.k8s.io"]),
+    );
+    env
+}
+
 fn opts() -> IssueOptions {
     let mut o = IssueOptions::new(CertRequest::new(SVC, NS).expect("request"));
     o.secret = Some(SECRET.to_string());
@@ -193,11 +203,7 @@ async fn issues_writes_the_secret_and_files_and_patches_webhooks() {
 
 #[tokio::test]
 async fn a_second_run_with_a_valid_certificate_writes_nothing() {
-    let env = fake().await;
-    env.api.insert_webhook(
-        "mutating",
-        webhook_config("gmsa-webhook", &["a.gmsa.k8s.io"]),
-    );
+    let env = fake_with_webhook().await;
     let mut o = opts();
     o.patch_webhooks = vec!["gmsa-webhook".into()];
     run(&env, &o).await.0.expect("first run");
@@ -417,11 +423,7 @@ async fn forbidden_calls_name_the_rbac_rule() {
         ),
     ];
     for (call, setup, want) in table {
-        let env = fake().await;
-        env.api.insert_webhook(
-            "mutating",
-            webhook_config("gmsa-webhook", &["a.gmsa.k8s.io"]),
-        );
+        let env = fake_with_webhook().await;
         let mut o = opts();
         o.patch_webhooks = vec!["gmsa-webhook".into()];
         match *setup {
@@ -495,11 +497,7 @@ async fn a_certificate_from_another_ca_is_refused_before_writing() {
 
 #[tokio::test]
 async fn dry_run_sends_no_writes_and_prints_the_plan() {
-    let env = fake().await;
-    env.api.insert_webhook(
-        "mutating",
-        webhook_config("gmsa-webhook", &["a.gmsa.k8s.io"]),
-    );
+    let env = fake_with_webhook().await;
     let mut o = opts();
     o.dry_run = true;
     o.patch_webhooks = vec!["gmsa-webhook".into()];

@@ -469,57 +469,47 @@ impl CsrApi {
 
 /// The message the API server gives for each refused call.
 fn forbidden_message(call: Call) -> String {
-    let rbac = |verb: &str, resource: &str, group: &str, scope: &str| {
-        let group = if group.is_empty() {
-            "\"\"".to_string()
-        } else {
-            format!("\"{group}\"")
-        };
-        format!(
-            "User \"{USER}\" cannot {verb} resource \"{resource}\" in API group {group} {scope}"
-        )
+    const CSRS: &str = "certificatesigningrequests";
+    const CERTS: &str = "certificates.k8s.io";
+    const HOOKS: &str = "mutatingwebhookconfigurations";
+    const ADMISSION: &str = "admissionregistration.k8s.io";
+    // (verb, resource, API group, namespaced)
+    let (verb, resource, group, namespaced) = match call {
+        Call::CreateCsr => ("create", CSRS, CERTS, false),
+        Call::GetCsr => ("get", CSRS, CERTS, false),
+        Call::ListCsr => ("list", CSRS, CERTS, false),
+        Call::DeleteCsr => ("delete", CSRS, CERTS, false),
+        Call::Approve => (
+            "update",
+            "certificatesigningrequests/approval",
+            CERTS,
+            false,
+        ),
+        Call::ApproveSigner => {
+            // Not RBAC: the CertificateApproval admission plugin.
+            return format!("{CSRS}.{CERTS} is forbidden: user not permitted to approve requests with signerName \"kubernetes.io/kubelet-serving\"");
+        }
+        Call::GetConfigMap => ("get", "configmaps", "", true),
+        Call::GetSecret => ("get", "secrets", "", true),
+        Call::CreateSecret => ("create", "secrets", "", true),
+        Call::ReplaceSecret => ("update", "secrets", "", true),
+        Call::GetWebhook => ("get", HOOKS, ADMISSION, false),
+        Call::PatchWebhook => ("patch", HOOKS, ADMISSION, false),
     };
-    let cluster = "at the cluster scope";
-    let ns = "in the namespace \"gmsa\"";
-    let csr = "certificates.k8s.io";
-    match call {
-        Call::CreateCsr => format!(
-            "certificatesigningrequests.certificates.k8s.io is forbidden: {}",
-            rbac("create", "certificatesigningrequests", csr, cluster)
-        ),
-        Call::GetCsr => format!(
-            "certificatesigningrequests.certificates.k8s.io is forbidden: {}",
-            rbac("get", "certificatesigningrequests", csr, cluster)
-        ),
-        Call::ListCsr => format!(
-            "certificatesigningrequests.certificates.k8s.io is forbidden: {}",
-            rbac("list", "certificatesigningrequests", csr, cluster)
-        ),
-        Call::DeleteCsr => format!(
-            "certificatesigningrequests.certificates.k8s.io is forbidden: {}",
-            rbac("delete", "certificatesigningrequests", csr, cluster)
-        ),
-        Call::Approve => format!(
-            "certificatesigningrequests.certificates.k8s.io is forbidden: {}",
-            rbac("update", "certificatesigningrequests/approval", csr, cluster)
-        ),
-        Call::ApproveSigner => "certificatesigningrequests.certificates.k8s.io is forbidden: user not permitted to approve requests with signerName \"kubernetes.io/kubelet-serving\"".to_string(),
-        Call::GetConfigMap => format!(
-            "configmaps \"kube-root-ca.crt\" is forbidden: {}",
-            rbac("get", "configmaps", "", ns)
-        ),
-        Call::GetSecret => format!("secrets is forbidden: {}", rbac("get", "secrets", "", ns)),
-        Call::CreateSecret => format!("secrets is forbidden: {}", rbac("create", "secrets", "", ns)),
-        Call::ReplaceSecret => format!("secrets is forbidden: {}", rbac("update", "secrets", "", ns)),
-        Call::GetWebhook => format!(
-            "mutatingwebhookconfigurations.admissionregistration.k8s.io is forbidden: {}",
-            rbac("get", "mutatingwebhookconfigurations", "admissionregistration.k8s.io", cluster)
-        ),
-        Call::PatchWebhook => format!(
-            "mutatingwebhookconfigurations.admissionregistration.k8s.io is forbidden: {}",
-            rbac("patch", "mutatingwebhookconfigurations", "admissionregistration.k8s.io", cluster)
-        ),
-    }
+    let base = resource.split('/').next().unwrap_or(resource);
+    let qualified = if group.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}.{group}")
+    };
+    let scope = if namespaced {
+        "in the namespace \"gmsa\""
+    } else {
+        "at the cluster scope"
+    };
+    format!(
+        "{qualified} is forbidden: User \"{USER}\" cannot {verb} resource \"{resource}\" in API group \"{group}\" {scope}"
+    )
 }
 
 /// The kube-controller-manager's checks for `kubernetes.io/kubelet-serving`.
