@@ -592,3 +592,131 @@ fn error_insufficient_rights() {
         "{stderr}"
     );
 }
+
+/// A Windows pod that refers to `spec_name` at pod level.
+fn gmsa_pod(spec_name: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  namespace: default\nspec:\n  serviceAccountName: default\n  securityContext:\n    windowsOptions:\n      gmsaCredentialSpecName: {spec_name}\n  nodeSelector:\n    kubernetes.io/os: windows\n  containers:\n  - name: web\n    image: mcr.microsoft.com/windows/servercore/iis:windowsservercore-ltsc2022\n"
+    )
+}
+
+/// The `gmsaCredentialSpec` the review put into the pod, parsed; the review's YAML output
+/// has its decisions as `#` comments before the patched pod.
+fn inlined_spec(review_stdout: &str) -> Value {
+    let yaml: String = review_stdout
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let pod: Value = serde_norway::from_str(&yaml)
+        .unwrap_or_else(|e| panic!("review output is not one YAML pod ({e}): {review_stdout}"));
+    let inlined = pod["spec"]["securityContext"]["windowsOptions"]["gmsaCredentialSpec"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no gmsaCredentialSpec in the reviewed pod: {review_stdout}"));
+    serde_json::from_str(inlined).expect("inlined spec is JSON")
+}
+
+/// A child process killed (by its pid) when dropped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn chain_from_dc_manifest_to_webhook_to_mutated_pod() {
+    let dc = dc_or_skip!();
+    let dir = temp();
+    let specs = dir.path().join("credspecs");
+    std::fs::create_dir(&specs).expect("mkdir");
+    let out = from_dc(dc, &["--name", "webapp1"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    std::fs::write(specs.join("webapp1.yaml"), &out.stdout).expect("write manifest");
+    let pod = dir.path().join("pod.yaml");
+    std::fs::write(&pod, gmsa_pod("webapp1")).expect("write pod");
+    let want = generated_spec(dc);
+
+    // The webhook's admission rules in process (`gmsa review` over the directory).
+    let specs_arg = specs.display().to_string();
+    let pod_arg = pod.display().to_string();
+    let out = gmsa(&[
+        "review",
+        &pod_arg,
+        "--credspecs-dir",
+        &specs_arg,
+        "--allow-all-use",
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "review denied: {stdout}{stderr}");
+    assert_eq!(inlined_spec(&stdout), want, "{stdout}");
+
+    // The standalone webhook process over HTTPS, with a certificate from a test CA.
+    let webhook = gmsa_bin().with_file_name("gmsa-webhook");
+    assert!(
+        webhook.exists(),
+        "{} not built: cargo build -p gmsa-webhook",
+        webhook.display()
+    );
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).expect("ca");
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params");
+    let cert = leaf.signed_by(&key, &issuer).expect("leaf");
+    let (ca_path, crt, key_path) = (
+        dir.path().join("ca.pem"),
+        dir.path().join("tls.crt"),
+        dir.path().join("tls.key"),
+    );
+    std::fs::write(&ca_path, ca_cert.pem()).expect("write");
+    std::fs::write(&crt, cert.pem()).expect("write");
+    std::fs::write(&key_path, key.serialize_pem()).expect("write");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let _webhook = Child(
+        Command::new(&webhook)
+            .args([
+                "--credspecs-dir",
+                &specs_arg,
+                "--allow-all-use",
+                "--bind-address",
+                "127.0.0.1",
+                "--admin-port",
+                "0",
+            ])
+            .arg("--https-port")
+            .arg(port.to_string())
+            .arg("--tls-crt")
+            .arg(&crt)
+            .arg("--tls-key")
+            .arg(&key_path)
+            .env_remove("KUBECONFIG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting gmsa-webhook"),
+    );
+    let url = format!("https://127.0.0.1:{port}");
+    let ca_arg = ca_path.display().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let (stdout, stderr) = loop {
+        let out = gmsa(&["review", &pod_arg, "--webhook", &url, "--ca", &ca_arg]);
+        let (stdout, stderr) = text(&out);
+        if out.status.success() {
+            break (stdout, stderr);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "review through the webhook at {url} failed: {stdout}{stderr}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(inlined_spec(&stdout), want, "{stdout}{stderr}");
+}
