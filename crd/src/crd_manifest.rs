@@ -213,6 +213,10 @@ mod tests {
                 *objects += 1;
             }
             assert!(
+                schema["type"].is_string(),
+                "{path}: a structural schema types every node"
+            );
+            assert!(
                 schema.get("pattern").is_none(),
                 "{path}: no patterns in the CRD"
             );
