@@ -349,3 +349,80 @@ async fn an_rsa_key_file_is_used_with_key_encipherment() {
         json!(["digital signature", "key encipherment", "server auth"])
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_midway_leaves_the_secret_and_files_as_they_were() {
+    let env = fake().await;
+    let dir = env.dir.path().join("certs");
+    let dir_s = dir.to_str().expect("utf8 path");
+    let base = [
+        "issue",
+        "--service",
+        "w",
+        "--secret",
+        "w-tls",
+        "--certs-dir",
+        dir_s,
+    ];
+    let out = gmsa(&env, &base).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    let secret_before = env.api.secret("gmsa", "w-tls").expect("secret")["data"].clone();
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).expect("read");
+    let files_before = (read("tls.crt"), read("tls.key"), read("ca.crt"));
+    let first_csr_uid = env.api.csr("w.gmsa").expect("csr")["metadata"]["uid"].clone();
+
+    // A second run that will wait forever for its certificate; kill it (SIGKILL) once its
+    // new CSR exists, i.e. between creating the CSR and writing anything.
+    env.api.set_signer_mode(SignerMode::Never);
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_gmsa"))
+        .arg("certs")
+        .args(base)
+        .args(["--overwrite", "--timeout", "60s", "--kubeconfig"])
+        .arg(&env.kubeconfig)
+        .env_remove("KUBECONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn gmsa");
+    let mut replaced = false;
+    for _ in 0..200 {
+        let csr = env.api.csr("w.gmsa");
+        if csr.is_some_and(|c| {
+            c["metadata"]["uid"] != first_csr_uid && c["status"]["conditions"].is_array()
+        }) {
+            replaced = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        replaced,
+        "the second run never created and approved its CSR"
+    );
+    child.kill().await.expect("kill gmsa");
+
+    assert_eq!(
+        env.api.secret("gmsa", "w-tls").expect("secret")["data"],
+        secret_before
+    );
+    assert_eq!(
+        (read("tls.crt"), read("tls.key"), read("ca.crt")),
+        files_before
+    );
+    let out = gmsa(
+        &env,
+        &[
+            "inspect",
+            "--cert",
+            dir.join("tls.crt").to_str().expect("utf8"),
+            "--warn-before",
+            "1h",
+        ],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "the pair in place still matches: {:?}",
+        text(&out)
+    );
+}
