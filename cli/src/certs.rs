@@ -211,6 +211,12 @@ async fn run_issue(args: IssueArgs, renew: bool) -> anyhow::Result<ExitCode> {
              (without either the new private key would be lost)"
         );
     }
+    if args.duration < Duration::from_secs(600) {
+        bail!(
+            "--duration {} is too short: the API server's minimum for spec.expirationSeconds is 10m",
+            format_secs(i64::try_from(args.duration.as_secs()).unwrap_or(0))
+        );
+    }
     if args.key_type == KeyType::Rsa2048 && args.key_file.is_none() {
         return Err(gmsa_certs::CertsError::RsaGenerationUnavailable.into());
     }

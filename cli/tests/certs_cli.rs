@@ -311,6 +311,25 @@ async fn errors_name_the_fix() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.contains("--key-file"), "{stderr}");
 
+    let out = gmsa(
+        &env,
+        &[
+            "issue",
+            "--service",
+            "w",
+            "--secret",
+            "t",
+            "--duration",
+            "5m",
+        ],
+    )
+    .await;
+    let (_, stderr) = text(&out);
+    assert!(
+        stderr.contains("minimum for spec.expirationSeconds is 10m"),
+        "{stderr}"
+    );
+
     let out = gmsa(&env, &["issue", "--service", "w"]).await;
     let (_, stderr) = text(&out);
     assert!(
