@@ -1487,3 +1487,58 @@ fn the_webhook_accepts_the_environment_the_chart_gives_it() {
         }
     }
 }
+
+/// The `gmsa` binary cargo built next to this test (present when the workspace's tests are
+/// built, as in CI); None (skipped) outside CI when it is missing.
+fn gmsa_binary() -> Option<PathBuf> {
+    let exe = std::env::current_exe().expect("test executable path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("gmsa"))?;
+    if bin.is_file() {
+        return Some(bin);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{} missing: build the workspace (cargo nextest run --workspace builds it)",
+        bin.display()
+    );
+    eprintln!("skipped: {} not built (cargo build -p gmsa)", bin.display());
+    None
+}
+
+#[test]
+fn the_gmsa_cli_accepts_the_arguments_the_cert_jobs_give_it() {
+    let Some(r) = render(
+        NEWEST,
+        &[
+            "certificates.csr.duration=2160h",
+            "certificates.csr.approve=false",
+        ],
+    ) else {
+        return;
+    };
+    let Some(gmsa) = gmsa_binary() else { return };
+    let pods = r.pod_specs();
+    let jobs: Vec<_> = pods
+        .iter()
+        .filter(|(name, _)| name.starts_with("gmsa-certs"))
+        .collect();
+    assert_eq!(jobs.len(), 3, "issue, patch and renew: {:?}", r.ids());
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, pod) in jobs {
+        // No cluster: a parsed command line gets as far as looking for one (exit 1); a
+        // rejected one is a usage error (exit 2).
+        let out = run(Command::new(&gmsa)
+            .args(args(pod))
+            .env("KUBECONFIG", dir.path().join("none"))
+            .env_remove("KUBERNETES_SERVICE_HOST"));
+        let err = text(&out.stderr);
+        assert!(
+            out.status.code() == Some(1) && !err.contains("Usage:"),
+            "gmsa rejects the arguments of {name} ({:?}): {err}",
+            out.status
+        );
+    }
+}
