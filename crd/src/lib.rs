@@ -32,6 +32,44 @@
 //!   applies (field manager [`FIELD_MANAGER`] = `gmsa`) and returns the stored object.
 //! - Constants: [`GROUP`], [`VERSION`], [`VERSION_V1ALPHA1`], [`API_VERSION`], [`KIND`],
 //!   [`PLURAL`], [`SINGULAR`].
+//!
+//! # Examples
+//!
+//! From a file's bytes to a manifest, as `gmsa spec from-file` does:
+//!
+//! ```
+//! use gmsa_crd::{default_name, has_errors, read_document, validate};
+//!
+//! let bytes = br#"{
+//!   "CmsPlugins": ["ActiveDirectory"],
+//!   "DomainJoinConfig": {"Sid": "S-1-5-21-2126729477-2524075714-3094792973",
+//!     "MachineAccountName": "WebApp01", "Guid": "244818ae-87ca-4fcd-92ec-e79e5252348a",
+//!     "DnsTreeName": "contoso.com", "DnsName": "contoso.com", "NetBiosName": "CONTOSO"},
+//!   "ActiveDirectoryConfig": {"GroupManagedServiceAccounts": [
+//!     {"Name": "WebApp01", "Scope": "contoso.com"}, {"Name": "WebApp01", "Scope": "CONTOSO"}]}
+//! }"#;
+//! let doc = read_document(&bytes[..])?;
+//! let spec = doc.typed()?;
+//! assert!(!has_errors(&validate(&spec)));
+//! let name = default_name(&spec)?;
+//! assert_eq!(name, "webapp01");
+//! let yaml = doc.to_resource(&name).to_yaml()?;
+//! assert!(yaml.starts_with("apiVersion: windows.k8s.io/v1\nkind: GMSACredentialSpec\n"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Reading specs from the cluster (the raw `credspec` is what a pod gets inlined):
+//!
+//! ```no_run
+//! # async fn run(client: kube::Client) -> Result<(), kube::Error> {
+//! use gmsa_crd::GMSACredentialSpec;
+//! let api: kube::Api<GMSACredentialSpec> = kube::Api::all(client);
+//! let spec = api.get("webapp01").await?;
+//! let verbatim: Option<&serde_json::Value> = spec.credspec.as_ref();
+//! # let _ = verbatim;
+//! # Ok(())
+//! # }
+//! ```
 pub mod apply;
 pub mod crd_manifest;
 pub mod credspec;
