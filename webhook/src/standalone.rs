@@ -21,12 +21,12 @@ use crate::lookup::{
 #[derive(Debug, thiserror::Error)]
 pub enum StandaloneError {
     /// A file or directory could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Io {
         /// The file or directory.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A file could not be parsed.
     #[error("cannot parse {path}: {message}")]
@@ -191,9 +191,9 @@ impl DirSpecStore {
     }
 
     fn manifest_files(&self) -> Result<Vec<(PathBuf, Stamp)>, StandaloneError> {
-        let io = |source| StandaloneError::Io {
+        let io = |error| StandaloneError::Io {
             path: self.dir.clone(),
-            source,
+            error,
         };
         let mut files = Vec::new();
         for entry in std::fs::read_dir(&self.dir).map_err(io)? {
@@ -385,9 +385,9 @@ impl PolicyAuthorizer {
     /// Reads and checks a policy file.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, StandaloneError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| StandaloneError::Io {
+        let text = std::fs::read_to_string(path).map_err(|error| StandaloneError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Self::parse(&text, &path.display().to_string()).map_err(|message| StandaloneError::Parse {
             path: path.to_path_buf(),

@@ -47,14 +47,14 @@ impl fmt::Display for Role {
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// A file could not be read.
-    #[error("cannot read the {role} file {path}: {source}")]
+    #[error("cannot read the {role} file {path}: {error}")]
     Read {
         /// Which file.
         role: Role,
         /// Its path.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A file is empty.
     #[error("the {role} file {path} is empty")]
@@ -116,10 +116,10 @@ pub fn provider() -> Arc<CryptoProvider> {
 }
 
 fn read(role: Role, path: &Path) -> Result<Vec<u8>, TlsError> {
-    let bytes = std::fs::read(path).map_err(|source| TlsError::Read {
+    let bytes = std::fs::read(path).map_err(|error| TlsError::Read {
         role,
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(TlsError::Empty {

@@ -1,0 +1,419 @@
+//! Test support for the serving tests: a CA and leaf certificates made with rcgen, a real
+//! TLS + HTTP/1.1 or HTTP/2 client (tokio-rustls + hyper), and a webhook started in-process
+//! on loopback with real TLS.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::Parser;
+use gmsa_webhook::config::Config;
+use gmsa_webhook::Webhook;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::ClientConfig;
+
+/// A test CA that signs leaf certificates for `localhost` / `127.0.0.1`.
+pub struct Ca {
+    issuer: Issuer<'static, KeyPair>,
+    /// The CA certificate (PEM), for clients to trust.
+    pub pem: String,
+}
+
+/// A leaf certificate and its key (PEM), and its serial as rustls/x509 print it.
+pub struct Leaf {
+    pub cert: String,
+    pub key: String,
+    pub serial: u64,
+}
+
+impl Ca {
+    pub fn new() -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "gmsa test CA");
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let key = KeyPair::generate().expect("CA key");
+        let cert = params.self_signed(&key).expect("CA cert");
+        Self {
+            pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// A leaf for localhost/127.0.0.1 with this serial number.
+    pub fn leaf(&self, serial: u64) -> Leaf {
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+                .expect("leaf params");
+        params.serial_number = Some(serial.into());
+        let key = KeyPair::generate().expect("leaf key");
+        let cert = params.signed_by(&key, &self.issuer).expect("leaf cert");
+        Leaf {
+            cert: cert.pem(),
+            key: key.serialize_pem(),
+            serial,
+        }
+    }
+}
+
+/// Serial number of a DER certificate, as an integer.
+pub fn serial_of(der: &CertificateDer<'_>) -> u64 {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).expect("server cert parses");
+    let bytes = cert.raw_serial();
+    bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
+}
+
+/// TLS client configuration trusting `ca_pem`, offering `alpn`, limited to `versions`.
+pub fn client_config(
+    ca_pem: &str,
+    alpn: &[&[u8]],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::pem::PemObject::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.expect("CA PEM")).expect("add CA");
+    }
+    let mut config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(versions)
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}
+
+/// HTTP protocol to speak (offered through ALPN).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proto {
+    H1,
+    H2,
+}
+
+/// What came back.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("JSON body")
+    }
+}
+
+enum Sender {
+    H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
+    H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+}
+
+/// One client connection (TLS + HTTP), reusable for several requests.
+pub struct Conn {
+    sender: Sender,
+    /// The ALPN protocol the server chose.
+    pub alpn: Option<Vec<u8>>,
+    /// The serial of the certificate the server presented.
+    pub serial: u64,
+    /// The TLS version negotiated.
+    pub version: Option<rustls::ProtocolVersion>,
+}
+
+impl Conn {
+    pub async fn open(addr: SocketAddr, ca_pem: &str, proto: Proto) -> Self {
+        let alpn: &[&[u8]] = match proto {
+            Proto::H1 => &[b"http/1.1"],
+            Proto::H2 => &[b"h2"],
+        };
+        let config = client_config(
+            ca_pem,
+            alpn,
+            &[&rustls::version::TLS13, &rustls::version::TLS12],
+        );
+        Self::open_with(addr, config, proto)
+            .await
+            .expect("TLS connection")
+    }
+
+    pub async fn open_with(
+        addr: SocketAddr,
+        config: Arc<ClientConfig>,
+        proto: Proto,
+    ) -> std::io::Result<Self> {
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        let connector = tokio_rustls::TlsConnector::from(config);
+        let name = ServerName::try_from("localhost").expect("server name");
+        let tls = connector.connect(name, tcp).await?;
+        let (_, session) = tls.get_ref();
+        let alpn = session.alpn_protocol().map(<[u8]>::to_vec);
+        let version = session.protocol_version();
+        let serial = session
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(serial_of)
+            .unwrap_or(0);
+        let io = TokioIo::new(tls);
+        let sender = match proto {
+            Proto::H1 => {
+                let (sender, conn) = hyper::client::conn::http1::handshake(io)
+                    .await
+                    .map_err(std::io::Error::other)?;
+                tokio::spawn(conn);
+                Sender::H1(sender)
+            }
+            Proto::H2 => {
+                let (sender, conn) =
+                    hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                        .await
+                        .map_err(std::io::Error::other)?;
+                tokio::spawn(conn);
+                Sender::H2(sender)
+            }
+        };
+        Ok(Self {
+            sender,
+            alpn,
+            serial,
+            version,
+        })
+    }
+
+    pub async fn send(&mut self, request: Request<Full<Bytes>>) -> Result<Reply, hyper::Error> {
+        let response = match &mut self.sender {
+            Sender::H1(s) => {
+                s.ready().await?;
+                s.send_request(request).await?
+            }
+            Sender::H2(s) => {
+                s.ready().await?;
+                s.send_request(request).await?
+            }
+        };
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await?.to_bytes().to_vec();
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+/// A request with `Host`, optional content type and body.
+pub fn request(
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: impl Into<Bytes>,
+) -> Request<Full<Bytes>> {
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(format!("https://localhost{path}"));
+    if let Some(ct) = content_type {
+        builder = builder.header("content-type", ct);
+    }
+    builder.body(Full::new(body.into())).expect("request")
+}
+
+/// An AdmissionReview (v1) for a pod without GMSA settings.
+pub fn review_plain_pod(uid: &str) -> String {
+    serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": "default",
+            "operation": "CREATE",
+            "userInfo": {"username": "tester"},
+            "object": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "plain", "namespace": "default"},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]}
+            }
+        }
+    })
+    .to_string()
+}
+
+/// An AdmissionReview (v1) for a pod naming credspec `name` at pod level.
+pub fn review_gmsa_pod(uid: &str, name: &str) -> String {
+    serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": "default",
+            "operation": "CREATE",
+            "userInfo": {"username": "tester"},
+            "object": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "gmsa", "namespace": "default"},
+                "spec": {
+                    "securityContext": {"windowsOptions": {"gmsaCredentialSpecName": name}},
+                    "containers": [{"name": "c", "image": "busybox"}]
+                }
+            }
+        }
+    })
+    .to_string()
+}
+
+/// The repository's `examples/credspecs` directory.
+pub fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("examples")
+        .join("credspecs")
+}
+
+/// Writes a leaf's files into `dir` as `tls.crt` / `tls.key`.
+pub fn write_leaf(dir: &Path, leaf: &Leaf) -> (PathBuf, PathBuf) {
+    let cert = dir.join("tls.crt");
+    let key = dir.join("tls.key");
+    std::fs::write(&cert, &leaf.cert).expect("write cert");
+    std::fs::write(&key, &leaf.key).expect("write key");
+    (cert, key)
+}
+
+/// Config for an in-process webhook on loopback (free ports) with these cert files and
+/// extra flags.
+pub fn config(cert: &Path, key: &Path, extra: &[&str]) -> Config {
+    let mut args: Vec<String> = [
+        "gmsa-webhook",
+        "--bind-address",
+        "127.0.0.1",
+        "--https-port",
+        "0",
+        "--admin-port",
+        "0",
+        "--allow-all-use",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.push("--credspecs-dir".into());
+    args.push(examples_dir().display().to_string());
+    args.push("--tls-crt".into());
+    args.push(cert.display().to_string());
+    args.push("--tls-key".into());
+    args.push(key.display().to_string());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Config::try_parse_from(args).expect("test config parses")
+}
+
+/// Starts a webhook in-process.
+pub async fn start(config: &Config) -> Webhook {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Webhook::start(config).await.expect("webhook starts")
+}
+
+/// Plain HTTP GET on the admin port (HTTP/1.1, no TLS).
+pub async fn admin_get(addr: SocketAddr, path: &str) -> Reply {
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect admin");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .expect("admin handshake");
+    tokio::spawn(conn);
+    let req = Request::builder()
+        .uri(path)
+        .header("host", "localhost")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let response = sender.send_request(req).await.expect("admin request");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("admin body")
+        .to_bytes()
+        .to_vec();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Polls `check` every 50 ms until it is true or `within` passes.
+pub async fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    check()
+}
+
+/// A raw TLS stream (ALPN http/1.1) for hand-written HTTP/1.1.
+pub async fn raw_tls(
+    addr: SocketAddr,
+    ca_pem: &str,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let config = client_config(
+        ca_pem,
+        &[b"http/1.1"],
+        &[&rustls::version::TLS13, &rustls::version::TLS12],
+    );
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    tokio_rustls::TlsConnector::from(config)
+        .connect(ServerName::try_from("localhost").expect("name"), tcp)
+        .await
+        .expect("TLS handshake")
+}
+
+/// Reads an HTTP/1.1 response head (status line and headers) from `stream`; `None` if the
+/// connection closed (or failed) first.
+pub async fn read_head<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte).await {
+            Ok(1) => head.push(byte[0]),
+            _ => return None,
+        }
+    }
+    Some(String::from_utf8_lossy(&head).into_owned())
+}
+
+/// Reads until the peer closes; true if it closed (EOF or reset) within `within`.
+pub async fn closed_within<S: tokio::io::AsyncRead + Unpin>(
+    stream: &mut S,
+    within: Duration,
+) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    let result = tokio::time::timeout(within, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    result.is_ok()
+}
