@@ -6,7 +6,7 @@
 //!
 //! The schema only types the known fields and preserves unknown ones
 //! (`x-kubernetes-preserve-unknown-fields`), so it never rejects a spec that Windows accepts;
-//! the strict checks are in [`crate::validate`].
+//! the strict checks are in [`crate::validate`](mod@crate::validate).
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde_json::{json, Value};

@@ -2,7 +2,7 @@
 //! its exact PascalCase field names, and a builder that makes the same spec without Windows.
 //!
 //! Every field is optional in the model so that an incomplete spec can still be read and
-//! [validated](crate::validate) with a precise message, and every object keeps the fields the
+//! [validated](fn@crate::validate) with a precise message, and every object keeps the fields the
 //! model does not know (`extra`), so parse → emit → parse loses nothing.
 
 use std::collections::BTreeMap;

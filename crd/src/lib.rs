@@ -18,7 +18,7 @@
 //!   the exact PascalCase JSON names; every field optional; unknown fields kept (`extra`).
 //!   [`CredSpec::from_value`] (errors name the JSON path) / [`CredSpec::to_value`];
 //!   [`CredSpec::build`] makes what `New-CredentialSpec` would from a [`NewCredSpec`].
-//! - [`validate()`] (module [`validate`]): `validate(&CredSpec) -> Vec<Problem>`; [`Problem`]
+//! - [`validate()`](fn@validate) (module [`validate`](mod@validate)): `validate(&CredSpec) -> Vec<Problem>`; [`Problem`]
 //!   `{ path, severity, message, hint }`, [`Severity`] `Error | Warning`, [`has_errors`].
 //! - module [`input`]: [`read_document`]`(impl Read) -> Result<Document, InputError>` reads at most
 //!   [`MAX_INPUT_BYTES`], decodes UTF-8 / UTF-8 BOM / UTF-16 LE/BE with BOM, and recognises a
@@ -28,7 +28,7 @@
 //!   and [`check_name`] (RFC 1123 subdomain).
 //! - module [`crd_manifest`]: [`crd_yaml`], [`crd_value`], [`crd()`] — the CRD generated from code
 //!   (v1 storage, v1alpha1 served and deprecated), checked in at [`CRD_PATH`].
-//! - module [`apply`]: [`apply()`]`(kube::Client, &GMSACredentialSpec, force: bool)` server-side
+//! - module [`apply`](mod@apply): [`apply()`](fn@apply)`(kube::Client, &GMSACredentialSpec, force: bool)` server-side
 //!   applies (field manager [`FIELD_MANAGER`] = `gmsa`) and returns the stored object.
 //! - Constants: [`GROUP`], [`VERSION`], [`VERSION_V1ALPHA1`], [`API_VERSION`], [`KIND`],
 //!   [`PLURAL`], [`SINGULAR`].

@@ -26,7 +26,7 @@ impl fmt::Display for Severity {
     }
 }
 
-/// One finding of [`validate`].
+/// One finding of [`validate()`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
     /// Dotted JSON path inside the credspec, e.g. `DomainJoinConfig.Sid` or
