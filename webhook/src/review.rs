@@ -123,22 +123,6 @@ struct RequestIn<'a> {
     old_object: Option<&'a RawValue>,
 }
 
-/// Just enough to echo the UID and version when the full review does not parse.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct EnvelopeIn {
-    #[serde(default)]
-    api_version: Option<String>,
-    #[serde(default)]
-    request: Option<UidIn>,
-}
-
-#[derive(Deserialize)]
-struct UidIn {
-    #[serde(default)]
-    uid: Option<String>,
-}
-
 // ---- wire format out ---------------------------------------------------------------------
 
 #[derive(Serialize)]
@@ -263,13 +247,18 @@ impl Admitter {
         let review: ReviewIn<'_> = match serde_json::from_slice(body) {
             Ok(review) => review,
             Err(e) => {
-                let envelope = serde_json::from_slice::<EnvelopeIn>(body).ok();
-                let version =
-                    wire_version(envelope.as_ref().and_then(|e| e.api_version.as_deref()));
-                let uid = envelope
-                    .and_then(|e| e.request)
-                    .and_then(|r| r.uid)
-                    .unwrap_or_default();
+                // Echo what can still be read (valid JSON of the wrong shape): a lenient parse,
+                // only on this error path.
+                let envelope = serde_json::from_slice::<serde_json::Value>(body).ok();
+                let field = |pointer: &str| {
+                    envelope
+                        .as_ref()
+                        .and_then(|v| v.pointer(pointer))
+                        .and_then(serde_json::Value::as_str)
+                        .map(str::to_string)
+                };
+                let version = wire_version(field("/apiVersion").as_deref());
+                let uid = field("/request/uid").unwrap_or_default();
                 let denial = Denial::MalformedReview {
                     error: e.to_string(),
                 };

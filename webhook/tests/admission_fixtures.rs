@@ -512,6 +512,13 @@ async fn malformed_reviews_are_400_and_echo_what_they_can() {
             "unable to unmarshall pod JSON object",
         ),
         (
+            "wrong shape elsewhere, uid still echoed",
+            br#"{"apiVersion":"admission.k8s.io/v1beta1","request":{"uid":"u4","operation":5}}"#,
+            400,
+            "u4",
+            "unable to unmarshall JSON body as an admission review: invalid type: integer",
+        ),
+        (
             "not a pod",
             br#"{"apiVersion":"admission.k8s.io/v1","request":{"uid":"u2","kind":{"group":"apps","version":"v1","kind":"Deployment"},"operation":"CREATE","object":{}}}"#,
             400,
@@ -544,5 +551,12 @@ async fn malformed_reviews_are_400_and_echo_what_they_can() {
             .as_str()
             .unwrap_or_default();
         assert!(msg.contains(fragment), "{case}: {msg}");
+        let want_version =
+            if case.starts_with("wrong shape") || case.starts_with("uid of the wrong type") {
+                "admission.k8s.io/v1beta1"
+            } else {
+                "admission.k8s.io/v1"
+            };
+        assert_eq!(resp["apiVersion"], want_version, "{case}");
     }
 }
