@@ -98,11 +98,15 @@ fn text(out: &[u8]) -> String {
 }
 
 /// `helm ARGS --kube-version K --set S...` for one Helm binary.
+/// `sets` items are `key=value` (`--set`) or `@path` (a values file, `-f path`).
 fn helm(bin: &Path, verb: &[&str], kube: &str, sets: &[&str]) -> Output {
     let mut cmd = Command::new(bin);
     cmd.args(verb).arg("--kube-version").arg(kube);
     for s in sets {
-        cmd.arg("--set").arg(s);
+        match s.strip_prefix('@') {
+            Some(file) => cmd.arg("-f").arg(file),
+            None => cmd.arg("--set").arg(s),
+        };
     }
     run(&mut cmd)
 }
@@ -464,6 +468,10 @@ fn default_values_render_a_hardened_highly_available_webhook() {
     let pod = &deploy["spec"]["template"]["spec"];
     assert_eq!(pod["serviceAccountName"], RELEASE);
     assert_eq!(pod["securityContext"]["runAsUser"], 65532);
+    assert!(
+        pod["securityContext"].get("sysctls").is_none(),
+        "8443 needs no sysctl"
+    );
     assert_eq!(pod["os"]["name"], "linux");
     assert_eq!(
         pod["topologySpreadConstraints"],
@@ -1541,4 +1549,91 @@ fn the_gmsa_cli_accepts_the_arguments_the_cert_jobs_give_it() {
             out.status
         );
     }
+}
+
+/// A values file written for the reference chart (kubernetes-sigs/windows-gmsa): every key it
+/// knows, spelled as it spells them (`nodeselector` included), with a Secret + caBundle setup.
+const REFERENCE_VALUES: &str = r#"
+certificates:
+  certManager:
+    enabled: false
+    version: "v1.10.1"
+  caBundle: "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUJmVENDQVNPZ0F3SUJBZ0lVWjZ0ZXN0Ci0tLS0tRU5EIENFUlRJRklDQVRFLS0tLS0K"
+  secretName: gmsa-server-cert
+  certReload:
+    enabled: false
+credential:
+  enabled: true
+  hostAccountConfig:
+    pluginGUID: "{CCC2A336-D7F3-4818-A213-272B7924213E}"
+    portableCcgVersion: "1"
+    pluginInput: "ObjectId=x;SecretUri=y"
+  domainJoinConfig:
+    dnsName: contoso.com
+    dnsTreeName: contoso.com
+    guid: 244818ae-87ac-4fcd-92ec-e79e5252348a
+    machineAccountName: WebApp01
+    netBiosName: CONTOSO
+    sid: S-1-5-21-2126449477-2524075714-3094792973
+containerPort: "443"
+image:
+  repository: registry.k8s.io/gmsa-webhook/k8s-gmsa-webhook
+  tag: v0.6.1
+  imagePullPolicy: IfNotPresent
+setPodOs: true
+global:
+  systemDefaultRegistry: ""
+affinity: {}
+nodeselector: {}
+nodeSelector: {}
+podDisruptionBudget:
+  enabled: false
+podSecurityContext: {}
+replicaCount: 2
+securityContext: {}
+tolerations: []
+viewerRole: false
+qps: 30.0
+burst: 50
+randomHostname: false
+"#;
+
+#[test]
+fn a_values_file_written_for_the_reference_chart_still_works() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("reference-values.yaml");
+    std::fs::write(&file, REFERENCE_VALUES).expect("write values");
+    let arg = format!("@{}", file.display());
+    let Some(r) = render(OLDEST, &[&arg]) else {
+        return;
+    };
+    for hook in r.webhooks() {
+        assert_eq!(
+            hook["clientConfig"]["caBundle"], TEST_CA_BUNDLE,
+            "secret mode, as before"
+        );
+    }
+    assert!(r.of_kind("Job").is_empty() && r.of_kind("Certificate").is_empty());
+    assert!(r.find("PodDisruptionBudget", RELEASE).is_none());
+    assert_eq!(r.env("HTTPS_PORT"), "443");
+    assert_eq!(r.env("CERT_RELOAD"), "false");
+    assert_eq!(
+        r.get("Deployment", RELEASE)["spec"]["template"]["spec"]["securityContext"]["sysctls"],
+        json!([{"name": "net.ipv4.ip_unprivileged_port_start", "value": "443"}]),
+        "non-root binds 443 through the safe sysctl, with no capability"
+    );
+    assert_eq!(
+        r.deployment_container()["image"],
+        "registry.k8s.io/gmsa-webhook/k8s-gmsa-webhook:v0.6.1"
+    );
+    assert_eq!(
+        r.get("GMSACredentialSpec", "webapp01")["credspec"]["ActiveDirectoryConfig"]
+            ["HostAccountConfig"]["PluginGUID"],
+        "{CCC2A336-D7F3-4818-A213-272B7924213E}"
+    );
+    let pod = &r.get("Deployment", RELEASE)["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["securityContext"]["runAsNonRoot"], true,
+        "hardened even with the reference's empty contexts"
+    );
 }

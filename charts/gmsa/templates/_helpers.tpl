@@ -176,10 +176,19 @@ clientConfig:
   {{- end }}
 {{- end -}}
 
-{{/* Pod-level security context: hardened defaults, then the user's podSecurityContext. */}}
+{{/*
+Pod-level security context: hardened defaults, then the user's podSecurityContext. For the
+webhook pod (`.webhook`) with a port below 1024 (the reference's containerPort "443"), the safe,
+namespaced sysctl net.ipv4.ip_unprivileged_port_start lets the non-root process bind it with
+no capability. Call with (dict "root" $ "webhook" bool).
+*/}}
 {{- define "gmsa.podSecurityContext" -}}
 {{- $defaults := dict "runAsNonRoot" true "runAsUser" 65532 "runAsGroup" 65532 "seccompProfile" (dict "type" "RuntimeDefault") -}}
-{{- toYaml (mergeOverwrite $defaults (deepCopy (.Values.podSecurityContext | default dict))) -}}
+{{- $port := min (int .root.Values.containerPort) (int .root.Values.adminPort) -}}
+{{- if and .webhook (lt $port 1024) -}}
+{{- $_ := set $defaults "sysctls" (list (dict "name" "net.ipv4.ip_unprivileged_port_start" "value" (toString $port))) -}}
+{{- end -}}
+{{- toYaml (mergeOverwrite $defaults (deepCopy (.root.Values.podSecurityContext | default dict))) -}}
 {{- end -}}
 
 {{/* Container security context: hardened defaults, then the user's securityContext. */}}
@@ -195,10 +204,11 @@ clientConfig:
 {{- toYaml $sel -}}
 {{- end -}}
 
-{{/* Pod spec fields shared by the webhook and the cert Job pods. */}}
+{{/* Pod spec fields shared by the webhook and the cert Job pods: (dict "root" $ "webhook" bool). */}}
 {{- define "gmsa.podPlacement" -}}
 securityContext:
   {{- include "gmsa.podSecurityContext" . | nindent 2 }}
+{{- with .root }}
 nodeSelector:
   {{- include "gmsa.nodeSelector" . | nindent 2 }}
 {{- with .Values.affinity }}
@@ -216,6 +226,7 @@ imagePullSecrets:
 {{- if .Values.setPodOs }}
 os:
   name: linux
+{{- end }}
 {{- end }}
 {{- end -}}
 
@@ -255,7 +266,7 @@ Call with (dict "root" $ "verb" "issue" "patch" true).
 serviceAccountName: {{ .serviceAccount }}
 restartPolicy: Never
 automountServiceAccountToken: true
-{{ include "gmsa.podPlacement" .root }}
+{{ include "gmsa.podPlacement" (dict "root" .root "webhook" false) }}
 containers:
   - name: certs
     image: {{ include "gmsa.image" .root | quote }}
