@@ -410,7 +410,11 @@ impl Dc {
                 .ok()
                 .and_then(|p| p.trim().parse::<u32>().ok());
             if let Some(pid) = pid {
-                if TcpStream::connect_timeout(&ldaps, Duration::from_millis(200)).is_ok() {
+                let kdc = SocketAddr::from((self.ip, 88));
+                let up = |addr: &SocketAddr| {
+                    TcpStream::connect_timeout(addr, Duration::from_millis(200)).is_ok()
+                };
+                if up(&ldaps) && up(&kdc) {
                     // The socket may be up before the databases are: wait for a real answer.
                     let out = self.ldapsearch(
                         &self.admin_dn,
