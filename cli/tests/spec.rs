@@ -241,63 +241,48 @@ fn bad_names_are_refused() {
     );
 }
 
-#[test]
-fn spec_new_builds_what_new_credentialspec_would() {
-    let out = gmsa(&[
+/// `gmsa spec new` for an account of contoso.com with `sid`, plus `extra` arguments.
+fn spec_new(account: &str, sid: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
         "spec",
         "new",
         "--account",
-        "WebApp01",
+        account,
         "--dns-name",
         "contoso.com",
         "--netbios-name",
         "CONTOSO",
         "--sid",
-        "S-1-5-21-2126729477-2524075714-3094792973",
+        sid,
         "--guid",
         "244818ae-87ca-4fcd-92ec-e79e5252348a",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    gmsa(&args)
+}
+
+const CONTOSO_SID: &str = "S-1-5-21-2126729477-2524075714-3094792973";
+
+#[test]
+fn spec_new_builds_what_new_credentialspec_would() {
+    let out = spec_new("WebApp01", CONTOSO_SID, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), example("credspecs/webapp01.yaml"));
 
-    let out = gmsa(&[
-        "spec",
-        "new",
-        "--account",
-        "WebApp02",
-        "--dns-name",
-        "contoso.com",
-        "--netbios-name",
-        "CONTOSO",
-        "--sid",
-        "S-1-5-21-2126729477-2524075714-3094792973",
-        "--guid",
-        "244818ae-87ca-4fcd-92ec-e79e5252348a",
+    let ccg = [
         "--ccg-plugin-guid",
         "859E1386-BDB4-49E8-85C7-3070B13920E1",
         "--ccg-plugin-input",
         "contoso.com:gmsa-cred-reader:gmsa-plugin-input",
-    ]);
+    ];
+    let out = spec_new("WebApp02", CONTOSO_SID, &ccg);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), example("credspecs/webapp02.yaml"));
 }
 
 #[test]
 fn spec_new_refuses_a_user_sid() {
-    let out = gmsa(&[
-        "spec",
-        "new",
-        "--account",
-        "WebApp01",
-        "--dns-name",
-        "contoso.com",
-        "--netbios-name",
-        "CONTOSO",
-        "--sid",
-        "S-1-5-21-1-2-3-1104",
-        "--guid",
-        "244818ae-87ca-4fcd-92ec-e79e5252348a",
-    ]);
+    let out = spec_new("WebApp01", "S-1-5-21-1-2-3-1104", &[]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stdout(&out), "");
     assert!(

@@ -321,11 +321,13 @@ fn braced(guid: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
-    fn contoso() -> Value {
+    /// The captured contoso.com spec (as `New-CredentialSpec` orders it); shared by the
+    /// crate's unit tests.
+    pub(crate) fn contoso() -> Value {
         json!({
             "CmsPlugins": ["ActiveDirectory"],
             "DomainJoinConfig": {

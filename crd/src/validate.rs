@@ -480,23 +480,7 @@ mod tests {
     use serde_json::{json, Value};
 
     fn good() -> Value {
-        json!({
-            "CmsPlugins": ["ActiveDirectory"],
-            "DomainJoinConfig": {
-                "Sid": "S-1-5-21-2126729477-2524075714-3094792973",
-                "MachineAccountName": "WebApp01",
-                "Guid": "244818ae-87ca-4fcd-92ec-e79e5252348a",
-                "DnsTreeName": "contoso.com",
-                "DnsName": "contoso.com",
-                "NetBiosName": "CONTOSO"
-            },
-            "ActiveDirectoryConfig": {
-                "GroupManagedServiceAccounts": [
-                    {"Name": "WebApp01", "Scope": "contoso.com"},
-                    {"Name": "WebApp01", "Scope": "CONTOSO"}
-                ]
-            }
-        })
+        crate::credspec::tests::contoso()
     }
 
     fn problems(value: &Value) -> Vec<Problem> {
