@@ -74,6 +74,19 @@ fn gmsa(args: &[&str]) -> Output {
         .expect("run gmsa")
 }
 
+/// `gmsa review FILE --credspecs-dir <specs> --authz-policy <policy> EXTRA...`.
+fn with_policy(s: &Setup, file: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        file.to_str().expect("path"),
+        "--credspecs-dir",
+        s.specs.to_str().expect("path"),
+        "--authz-policy",
+        s.policy.to_str().expect("path"),
+    ];
+    args.extend_from_slice(extra);
+    gmsa(&args)
+}
+
 fn text(out: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -125,13 +138,7 @@ fn assert_allowed_output(stdout: &str) {
 fn directory_with_policy_allows_and_prints_the_patched_pod() {
     let s = setup();
     let pod = write(&s.root, "pod.yaml", POD);
-    let out = gmsa(&[
-        pod.to_str().expect("path"),
-        "--credspecs-dir",
-        s.specs.to_str().expect("path"),
-        "--authz-policy",
-        s.policy.to_str().expect("path"),
-    ]);
+    let out = with_policy(&s, &pod, &[]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}{stderr}");
     assert!(stdout.contains("# credspecs: webapp01 from"), "{stdout}");
@@ -142,15 +149,7 @@ fn directory_with_policy_allows_and_prints_the_patched_pod() {
 fn unauthorized_service_account_is_denied_with_exit_1() {
     let s = setup();
     let pod = write(&s.root, "pod.yaml", POD);
-    let out = gmsa(&[
-        pod.to_str().expect("path"),
-        "--credspecs-dir",
-        s.specs.to_str().expect("path"),
-        "--authz-policy",
-        s.policy.to_str().expect("path"),
-        "--service-account",
-        "intruder",
-    ]);
+    let out = with_policy(&s, &pod, &["--service-account", "intruder"]);
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
     assert!(
