@@ -398,25 +398,30 @@ async fn apply_server() -> (FakeApiServer, Arc<Mutex<Vec<Seen>>>) {
     (FakeApiServer::start(router).await, seen)
 }
 
+/// Runs gmsa with a kubeconfig that points at `server` (off the async runtime, so the fake
+/// server keeps answering while the binary runs).
+async fn gmsa_against(server: &FakeApiServer, args: &[&str]) -> Output {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = kubeconfig(dir.path(), &server.url());
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        gmsa_with(&args, None, &[("KUBECONFIG", &config)])
+    })
+    .await
+    .expect("join")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_server_side_applies_as_field_manager_gmsa() {
     let (server, seen) = apply_server().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = kubeconfig(dir.path(), &server.url());
-    let out = tokio::task::spawn_blocking(move || {
-        gmsa_with(
-            &[
-                "spec",
-                "from-file",
-                "examples/gmsa-cred-spec.txt",
-                "--apply",
-            ],
-            None,
-            &[("KUBECONFIG", &config)],
-        )
-    })
-    .await
-    .expect("join");
+    let apply = [
+        "spec",
+        "from-file",
+        "examples/gmsa-cred-spec.txt",
+        "--apply",
+    ];
+    let out = gmsa_against(&server, &apply).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         stdout(&out),
@@ -437,57 +442,28 @@ async fn apply_server_side_applies_as_field_manager_gmsa() {
     assert_eq!(body["credspec"], want);
     assert_eq!(body["apiVersion"], "windows.k8s.io/v1");
     assert_eq!(body["metadata"]["name"], "webapp01");
-    assert_eq!(
-        server.count(
-            "PATCH",
-            "/apis/windows.k8s.io/v1/gmsacredentialspecs/webapp01"
-        ),
-        1
-    );
+    let path = "/apis/windows.k8s.io/v1/gmsacredentialspecs/webapp01";
+    assert_eq!(server.count("PATCH", path), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_force_and_refusal() {
     let (server, seen) = apply_server().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = kubeconfig(dir.path(), &server.url());
     let invalid = fixture("invalid-spec.json");
-    let cfg = config.clone();
-    let refused = tokio::task::spawn_blocking(move || {
-        gmsa_with(
-            &[
-                "spec",
-                "from-file",
-                invalid.to_str().expect("utf-8"),
-                "--apply",
-            ],
-            None,
-            &[("KUBECONFIG", &cfg)],
-        )
-    })
-    .await
-    .expect("join");
+    let invalid = invalid.to_str().expect("utf-8");
+    let refused = gmsa_against(&server, &["spec", "from-file", invalid, "--apply"]).await;
     assert_eq!(refused.status.code(), Some(1));
     assert!(
         server.requests().is_empty(),
         "nothing applied on validation errors"
     );
 
-    let forced = tokio::task::spawn_blocking(move || {
-        gmsa_with(
-            &[
-                "spec",
-                "from-file",
-                "examples/credspecs/webapp02.yaml",
-                "--apply",
-                "--force",
-            ],
-            None,
-            &[("KUBECONFIG", &config)],
-        )
-    })
-    .await
-    .expect("join");
+    let webapp02 = "examples/credspecs/webapp02.yaml";
+    let forced = gmsa_against(
+        &server,
+        &["spec", "from-file", webapp02, "--apply", "--force"],
+    )
+    .await;
     assert!(forced.status.success(), "{}", stderr(&forced));
     let seen = seen.lock().expect("lock").clone();
     assert_eq!(seen.len(), 1);
@@ -501,22 +477,13 @@ async fn apply_force_and_refusal() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_failure_says_what_to_do() {
     let server = FakeApiServer::start(Router::new()).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = kubeconfig(dir.path(), &server.url());
-    let out = tokio::task::spawn_blocking(move || {
-        gmsa_with(
-            &[
-                "spec",
-                "from-file",
-                "examples/gmsa-cred-spec.txt",
-                "--apply",
-            ],
-            None,
-            &[("KUBECONFIG", &config)],
-        )
-    })
-    .await
-    .expect("join");
+    let apply = [
+        "spec",
+        "from-file",
+        "examples/gmsa-cred-spec.txt",
+        "--apply",
+    ];
+    let out = gmsa_against(&server, &apply).await;
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stdout(&out), "");
     assert!(
