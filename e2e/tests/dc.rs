@@ -720,3 +720,59 @@ fn chain_from_dc_manifest_to_webhook_to_mutated_pod() {
     };
     assert_eq!(inlined_spec(&stdout), want, "{stdout}{stderr}");
 }
+
+#[test]
+fn verify_by_name_reads_the_spec_from_the_cluster() {
+    let dc = dc_or_skip!();
+    let good = generated_spec(dc);
+    let mut wrong = good.clone();
+    wrong["DomainJoinConfig"]["NetBiosName"] = json!("CONTOSO");
+    let api = gmsa_testkit::crd_api::CrdApi::empty();
+    api.apply("webapp1", Some(good));
+    api.apply("webapp1-wrong", Some(wrong));
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let server = runtime.block_on(gmsa_testkit::FakeApiServer::start(api.router()));
+    let dir = temp();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\nusers:\n- name: me\n  user: {{}}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: me\ncurrent-context: fake\n",
+            server.url()
+        ),
+    )
+    .expect("write kubeconfig");
+    let verify_named = |name: &str| {
+        let mut args: Vec<String> = ["spec", "verify", "--name", name]
+            .map(String::from)
+            .to_vec();
+        args.extend(dc_args(dc));
+        let out = Command::new(gmsa_bin())
+            .args(&args)
+            .env("KUBECONFIG", &kubeconfig)
+            .output()
+            .expect("running gmsa");
+        let (stdout, stderr) = text(&out);
+        (out.status.code(), stdout, stderr)
+    };
+    let (code, stdout, stderr) = verify_named("webapp1");
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("GMSACredentialSpec webapp1: ok: matches"),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = verify_named("webapp1-wrong");
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert_eq!(error_lines(&stdout).len(), 1, "{stdout}");
+    assert!(
+        stdout.contains("error: DomainJoinConfig.NetBiosName: is `CONTOSO`"),
+        "{stdout}"
+    );
+    let (code, _, stderr) = verify_named("nosuchspec");
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("reading GMSACredentialSpec nosuchspec from the cluster"),
+        "{stderr}"
+    );
+    drop(server);
+}
