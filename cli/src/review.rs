@@ -607,3 +607,92 @@ mod remote {
             .with_no_client_auth())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pods_from_workloads_table() {
+        let template =
+            json!({"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c"}]}});
+        let with = |kind: &str, spec: Value| json!({"kind": kind, "metadata": {"name": "w", "namespace": "ns"}, "spec": spec});
+        // (case, document, generateName expected, or None when skipped)
+        let cases: Vec<(&str, Value, Option<&str>)> = vec![
+            (
+                "Deployment",
+                with("Deployment", json!({"template": template})),
+                Some("w-"),
+            ),
+            (
+                "StatefulSet",
+                with("StatefulSet", json!({"template": template})),
+                Some("w-"),
+            ),
+            (
+                "DaemonSet",
+                with("DaemonSet", json!({"template": template})),
+                Some("w-"),
+            ),
+            (
+                "Job",
+                with("Job", json!({"template": template})),
+                Some("w-"),
+            ),
+            (
+                "CronJob",
+                with(
+                    "CronJob",
+                    json!({"jobTemplate": {"spec": {"template": template}}}),
+                ),
+                Some("w-"),
+            ),
+            ("ConfigMap is skipped", json!({"kind": "ConfigMap"}), None),
+        ];
+        for (case, doc, generate_name) in cases {
+            let pod = pod_of(&doc).unwrap_or_else(|e| panic!("{case}: {e}"));
+            match generate_name {
+                None => assert!(pod.is_none(), "{case}"),
+                Some(g) => {
+                    let pod = pod.unwrap_or_else(|| panic!("{case}: no pod"));
+                    assert_eq!(pod["kind"], "Pod", "{case}");
+                    assert_eq!(pod["metadata"]["generateName"], g, "{case}");
+                    assert_eq!(pod["metadata"]["namespace"], "ns", "{case}");
+                    assert_eq!(pod["metadata"]["labels"]["a"], "b", "{case}");
+                    assert_eq!(pod["spec"]["containers"][0]["name"], "c", "{case}");
+                }
+            }
+        }
+        let pod = json!({"kind": "Pod", "metadata": {"name": "p"}});
+        assert_eq!(pod_of(&pod).ok().flatten(), Some(pod));
+        assert!(pod_of(&json!({"kind": "List"})).is_err());
+        let err = pod_of(&with("Deployment", json!({}))).expect_err("no template");
+        assert!(err
+            .to_string()
+            .contains("Deployment \"w\" has no pod template"));
+    }
+
+    #[test]
+    fn multi_document_input() {
+        let pods = pods_in("kind: Pod\nmetadata: {name: a}\n---\n---\nkind: Secret\n---\nkind: Pod\nmetadata: {name: b}\n")
+            .expect("parses");
+        let names: Vec<&str> = pods
+            .iter()
+            .filter_map(|p| p["metadata"]["name"].as_str())
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+        assert!(pods_in("kind: [").is_err());
+    }
+
+    #[test]
+    fn answers_must_echo_the_uid() {
+        let body = br#"{"response":{"uid":"x","allowed":true}}"#;
+        assert!(answer_of(body, "x").is_ok_and(|a| a.allowed && a.patch.is_none()));
+        let err = answer_of(body, "y")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("does not echo"), "{err}");
+        assert!(answer_of(b"{}", "x").is_err());
+    }
+}
