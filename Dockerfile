@@ -8,6 +8,9 @@
 # Multi-arch: the build stage runs on the builder's own platform (BUILDPLATFORM) and
 # cross-compiles for TARGETARCH (amd64 or arm64) with Debian's cross gcc, which `ring` needs
 # for its C and assembly parts; no emulation is involved. TLS is rustls + ring: no OpenSSL.
+# Needs BuildKit (the default builder since Docker 23; TARGETARCH and RUN --mount come from it).
+# Not built in this repository's CI (no container engine there); e2e/tests/chart.rs checks
+# the file's essentials and, given GMSA_E2E_IMAGE, installs the chart with the built image.
 
 FROM --platform=$BUILDPLATFORM rust:1-bookworm AS build
 ARG TARGETARCH
