@@ -16,6 +16,7 @@
 //!
 //! Nothing here talks to anything but 127.0.0.0/8; the DC's `dns forwarder` is removed.
 
+use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -98,10 +99,7 @@ pub fn availability() -> Availability {
         .filter(|t| !Path::new(t).exists())
         .collect();
     if !missing.is_empty() {
-        return Availability::Missing(format!(
-            "samba not installed ({INSTALL_HINT}); missing {}",
-            missing.join(", ")
-        ));
+        return Availability::Missing(format!("missing {}", missing.join(", ")));
     }
     match Command::new("id").arg("-u").output() {
         Ok(out) if String::from_utf8_lossy(&out.stdout).trim() == "0" => Availability::Ready,
@@ -118,10 +116,14 @@ pub fn shared() -> Option<&'static Dc> {
     if let Availability::Missing(why) = availability() {
         if std::env::var_os("CI").is_some() {
             panic!(
-                "DC tier cannot run in CI: {why}; {INSTALL_HINT} (CI installs it through .ci/run)"
+                "DC tier cannot run in CI: samba not installed or not usable ({why}); {INSTALL_HINT}"
             );
         }
-        eprintln!("skipped: samba not installed (run .ci/install.d/10-samba): {why}");
+        // Written to the real stderr: libtest captures only the print macros.
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: samba not installed (run .ci/install.d/10-samba): {why}"
+        );
         return None;
     }
     match SHARED.get_or_init(|| Dc::start().map_err(|e| format!("{e:#}"))) {
@@ -210,7 +212,8 @@ impl Dc {
         if let Some(path) = std::env::var_os("GMSA_DC_PID_FILE") {
             std::fs::write(path, dc.pid.to_string()).context("writing GMSA_DC_PID_FILE")?;
         }
-        eprintln!(
+        let _ = writeln!(
+            std::io::stderr(),
             "DC {} ({}) on {} ready in {:.1}s, samba pid {}, dir {}",
             dc.dns_name,
             dc.netbios,
