@@ -498,6 +498,9 @@ async fn serve_connection(
         connection.as_mut().graceful_shutdown();
         closing = true;
     }
+    // After an idle close starts, a client that does not cooperate (HTTP/2 graceful close
+    // waits for a PING answer) is dropped at this deadline. Shutdown has its own bound.
+    let mut hard_close: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             result = connection.as_mut() => {
@@ -514,8 +517,21 @@ async fn serve_connection(
                 tracing::debug!(%peer, "closing idle connection");
                 connection.as_mut().graceful_shutdown();
                 closing = true;
+                hard_close = Some(tokio::time::Instant::now() + limits.header_read_timeout);
+            }
+            _ = sleep_until_some(hard_close) => {
+                tracing::debug!(%peer, "idle connection did not close in time; dropping it");
+                break;
             }
         }
+    }
+}
+
+/// Sleeps until `deadline`, or forever when there is none.
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -326,6 +326,33 @@ async fn idle_connections_are_closed() {
         let after = conn.send(common::request("GET", "/health", None, "")).await;
         assert!(after.is_err(), "{proto:?}: idle connection still open");
     }
+
+    // An HTTP/2 client that never answers (no SETTINGS ack, no PING answer) cannot hold
+    // the connection open through the graceful close either.
+    let config = common::client_config(
+        &f.ca.pem,
+        &[b"h2"],
+        &[&rustls::version::TLS13, &rustls::version::TLS12],
+    );
+    let tcp = tokio::net::TcpStream::connect(f.webhook.https_addr())
+        .await
+        .expect("connect");
+    let mut stuck = tokio_rustls::TlsConnector::from(config)
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").expect("name"),
+            tcp,
+        )
+        .await
+        .expect("handshake");
+    stuck
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .expect("preface");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(
+        common::closed_within(&mut stuck, Duration::from_secs(2)).await,
+        "an unresponsive HTTP/2 client kept its idle connection"
+    );
     f.webhook.shutdown().await;
 }
 
