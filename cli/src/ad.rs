@@ -13,7 +13,8 @@ use gmsa_crd::{CredSpec, GMSACredentialSpec, NewCredSpec};
 
 use crate::spec::{emit, OutputArgs};
 
-const FROM_DC_EXAMPLES: &str = "\
+/// Examples shown after `gmsa spec from-dc --help`.
+pub const FROM_DC_HELP: &str = "\
 Examples:
   gmsa spec from-dc --account WebApp01 --server ldaps://dc1.contoso.com \\
     --ca-file contoso-ca.pem --bind-dn 'reader@CONTOSO.COM' --password-file reader.pw
@@ -23,7 +24,8 @@ Examples:
     --additional-account Reports@fabrikam.com --server ldap://dc1.contoso.com \\
     --bind-dn 'CN=reader,CN=Users,DC=contoso,DC=com' --password-file reader.pw --apply";
 
-const VERIFY_EXAMPLES: &str = "\
+/// Examples shown after `gmsa spec verify --help`.
+pub const VERIFY_HELP: &str = "\
 Examples:
   gmsa spec verify gmsa-cred-spec.txt --server ldaps://dc1.contoso.com --ca-file ca.pem \\
     --bind-dn 'reader@CONTOSO.COM' --password-file reader.pw --node 'WINNODE1$'
@@ -84,11 +86,6 @@ pub struct VerifyArgs {
     #[command(flatten)]
     pub dc: DcArgs,
 }
-
-/// Clap's help texts for the two commands (for `#[command(after_help = ...)]` in spec.rs).
-pub const FROM_DC_HELP: &str = FROM_DC_EXAMPLES;
-/// See [`FROM_DC_HELP`].
-pub const VERIFY_HELP: &str = VERIFY_EXAMPLES;
 
 fn connect(args: &DcArgs) -> anyhow::Result<Directory> {
     let password = std::fs::read_to_string(&args.password_file).with_context(|| {
