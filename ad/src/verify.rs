@@ -464,24 +464,14 @@ mod tests {
         )
     }
 
+    /// What `from-dc` builds for [`domain`]: the crd crate's `New-CredentialSpec` shape.
     fn good_spec() -> serde_json::Value {
-        json!({
-            "CmsPlugins": ["ActiveDirectory"],
-            "DomainJoinConfig": {
-                "Sid": DOM,
-                "MachineAccountName": "WebApp1",
-                "Guid": "f1e2072f-db10-4c71-a696-bc7eac461a70",
-                "DnsTreeName": "test.example",
-                "DnsName": "test.example",
-                "NetBiosName": "TEST"
-            },
-            "ActiveDirectoryConfig": {
-                "GroupManagedServiceAccounts": [
-                    {"Name": "WebApp1", "Scope": "test.example"},
-                    {"Name": "WebApp1", "Scope": "TEST"}
-                ]
-            }
+        CredSpec::build(&gmsa_crd::NewCredSpec {
+            account: "WebApp1".into(),
+            domain: domain().info(),
+            ..Default::default()
         })
+        .to_value()
     }
 
     fn facts(nodes: Vec<(String, Option<Principal>)>) -> Facts {
