@@ -6,9 +6,8 @@
 
 mod common;
 
-use std::io::BufRead;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -19,103 +18,39 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::ServerName;
 use tokio::io::AsyncWriteExt;
 
-const BIN: &str = env!("CARGO_BIN_EXE_gmsa-webhook");
+use common::{sigterm, wait_exit, Process, BIN};
 
-/// A child process that is killed and reaped if a test fails before it exits.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-struct Process {
-    child: Reaped,
-    https: SocketAddr,
-    logs: std::sync::mpsc::Receiver<String>,
-}
-
-/// Starts the binary and waits for its "serving" log line (JSON) to learn the port.
+/// Starts the binary the way the reference chart does: env vars and `--cert-reload`.
 fn spawn(cert: &std::path::Path, key: &std::path::Path) -> Process {
-    let mut child = Reaped(
-        Command::new(BIN)
-            .env("TLS_CRT", cert)
-            .env("TLS_KEY", key)
-            .env("HTTPS_PORT", "0")
-            .env("LOG_LEVEL", "debug")
-            .env("QPS", "5")
-            .env("BURST", "10")
-            .env("RANDOM_HOSTNAME", "true")
-            .args([
-                "--cert-reload",
-                "--bind-address",
-                "127.0.0.1",
-                "--admin-port",
-                "0",
-                "--shutdown-grace",
-                "10s",
-                "--allow-all-use",
-                "--credspecs-dir",
-            ])
-            .arg(common::examples_dir())
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn gmsa-webhook"),
-    );
-    let stderr = child.0.stderr.take().expect("stderr");
-    let (tx, logs) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let line = logs
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("gmsa-webhook logged that it is serving");
-        let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) else {
-            panic!("log line is not JSON: {line}");
-        };
-        if value["message"] == "gmsa-webhook serving" {
-            assert_eq!(value["cert_reload"], true, "--cert-reload taken");
-            assert_eq!(value["random_hostname"], true, "RANDOM_HOSTNAME taken");
-            let https = value["https"]
-                .as_str()
-                .and_then(|s| s.parse().ok())
-                .expect("https address in the log line");
-            return Process { child, https, logs };
-        }
-    }
-}
-
-fn sigterm(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -TERM failed");
-}
-
-fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
+    let envs = [
+        ("TLS_CRT", cert.display().to_string()),
+        ("TLS_KEY", key.display().to_string()),
+        ("HTTPS_PORT", "0".to_string()),
+        ("LOG_LEVEL", "debug".to_string()),
+        ("QPS", "5".to_string()),
+        ("BURST", "10".to_string()),
+        ("RANDOM_HOSTNAME", "true".to_string()),
+    ];
+    let mut args: Vec<String> = [
+        "--cert-reload",
+        "--bind-address",
+        "127.0.0.1",
+        "--admin-port",
+        "0",
+        "--shutdown-grace",
+        "10s",
+        "--allow-all-use",
+        "--credspecs-dir",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.push(common::examples_dir().display().to_string());
+    let process = common::spawn_binary(&envs, &args);
+    let serving = process.startup.last().expect("serving line");
+    assert_eq!(serving["cert_reload"], true, "--cert-reload taken");
+    assert_eq!(serving["random_hostname"], true, "RANDOM_HOSTNAME taken");
+    process
 }
 
 type Sender = futures::channel::mpsc::UnboundedSender<Result<Frame<Bytes>, std::io::Error>>;
@@ -318,68 +253,42 @@ fn version_flag() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn self_signed_standalone_serves() {
-    let mut child = Reaped(
-        Command::new(BIN)
-            .args([
-                "--self-signed",
-                "--https-port",
-                "0",
-                "--admin-port",
-                "0",
-                "--bind-address",
-                "127.0.0.1",
-                "--allow-all-use",
-                "--credspecs-dir",
-            ])
-            .arg(common::examples_dir())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn"),
-    );
-    let stderr = child.0.stderr.take().expect("stderr");
-    let lines: Vec<serde_json::Value> = tokio::task::spawn_blocking(move || {
-        let mut seen = Vec::new();
-        let mut reader = std::io::BufReader::new(stderr);
-        let mut line = String::new();
-        while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
-            let value: serde_json::Value = serde_json::from_str(&line).expect("JSON log");
-            line.clear();
-            let done = value["message"] == "gmsa-webhook serving";
-            seen.push(value);
-            if done {
-                break;
-            }
-        }
-        // Keep draining so the process never writes into a closed pipe.
-        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-        seen
-    })
-    .await
-    .expect("reader");
+    let mut args: Vec<String> = [
+        "--self-signed",
+        "--https-port",
+        "0",
+        "--admin-port",
+        "0",
+        "--bind-address",
+        "127.0.0.1",
+        "--allow-all-use",
+        "--credspecs-dir",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.push(common::examples_dir().display().to_string());
+    let mut process = common::spawn_binary(&[], &args);
     let warned = |needle: &str| {
-        lines.iter().any(|l| {
+        process.startup.iter().any(|l| {
             l["level"] == "WARN" && l["message"].as_str().is_some_and(|m| m.contains(needle))
         })
     };
     assert!(warned("standalone mode: not for production"));
     assert!(warned("self-signed"));
-    let pem = lines
+    let pem = process
+        .startup
         .iter()
         .find_map(|l| l["certificate_pem"].as_str())
         .expect("certificate logged")
         .to_string();
-    let https: SocketAddr = lines
-        .last()
-        .and_then(|l| l["https"].as_str())
-        .and_then(|s| s.parse().ok())
-        .expect("address");
-    let mut conn = common::Conn::open(https, &pem, common::Proto::H2).await;
+    let mut conn = common::Conn::open(process.https, &pem, common::Proto::H2).await;
     let reply = conn
         .send(common::request("GET", "/health", None, ""))
         .await
         .expect("reply");
     assert_eq!(reply.status, 204);
-    sigterm(&child.0);
-    let status = wait_exit(&mut child.0, Duration::from_secs(5)).expect("exits");
+    sigterm(&process.child.0);
+    let status = wait_exit(&mut process.child.0, Duration::from_secs(5)).expect("exits");
     assert!(status.success());
 }

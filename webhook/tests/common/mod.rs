@@ -417,3 +417,113 @@ pub async fn closed_within<S: tokio::io::AsyncRead + Unpin>(
     .await;
     result.is_ok()
 }
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_gmsa-webhook");
+
+/// A child process that is killed and reaped if a test fails before it exits.
+pub struct Reaped(pub std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// The binary, started and serving.
+pub struct Process {
+    pub child: Reaped,
+    pub https: SocketAddr,
+    pub admin: SocketAddr,
+    /// JSON log lines up to and including "gmsa-webhook serving".
+    pub startup: Vec<serde_json::Value>,
+    /// Later log lines.
+    pub logs: std::sync::mpsc::Receiver<String>,
+}
+
+/// Starts the binary with JSON logs on stderr and waits for its "serving" line (which gives
+/// the bound ports).
+pub fn spawn_binary(envs: &[(&str, String)], args: &[String]) -> Process {
+    use std::io::BufRead;
+    let mut command = std::process::Command::new(BIN);
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    let mut child = Reaped(
+        command
+            .args(args)
+            .env("LOG_FORMAT", "json")
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn gmsa-webhook"),
+    );
+    let stderr = child.0.stderr.take().expect("stderr");
+    let (tx, logs) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            // Keep reading after the receiver is gone so the process never hits a closed pipe.
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut startup = Vec::new();
+    loop {
+        let line = logs
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            .unwrap_or_else(|e| {
+                panic!("gmsa-webhook did not log that it serves ({e}): {startup:?}")
+            });
+        let value: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("log line is not JSON: {line}"));
+        let serving = value["message"] == "gmsa-webhook serving";
+        startup.push(value);
+        if serving {
+            let addr = |field: &str| -> SocketAddr {
+                startup
+                    .last()
+                    .and_then(|v| v[field].as_str())
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or_else(|| panic!("{field} address in the serving line"))
+            };
+            let (https, admin) = (addr("https"), addr("admin"));
+            return Process {
+                child,
+                https,
+                admin,
+                startup,
+                logs,
+            };
+        }
+    }
+}
+
+/// Sends SIGTERM through the `kill` command.
+pub fn sigterm(child: &std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -TERM failed");
+}
+
+/// Waits up to `within` for the process to exit.
+pub fn wait_exit(
+    child: &mut std::process::Child,
+    within: Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
