@@ -594,6 +594,12 @@ fn watch_stream(
             }
             loop {
                 tokio::select! {
+                    // Checked first: once `break_watches` returned, no later event goes out
+                    // on a stream it broke.
+                    biased;
+                    _ = breaker.changed() => break 'out,
+                    _ = &mut deadline => break 'out,
+                    _ = tx.closed() => break 'out,
                     ev = live.recv() => match ev {
                         Ok(l) => {
                             if l.bookmark && !bookmarks {
@@ -611,9 +617,6 @@ fn watch_stream(
                         // resourceVersion and gets the history replayed.
                         Err(_) => break 'out,
                     },
-                    _ = breaker.changed() => break 'out,
-                    _ = &mut deadline => break 'out,
-                    _ = tx.closed() => break 'out,
                 }
             }
         }
@@ -723,4 +726,169 @@ async fn lsar(State(api): State<CrdApi>, Path(ns): Path<String>, body: Bytes) ->
         ),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{fixture, fixture_text, FakeApiServer};
+
+    async fn get_text(server: &FakeApiServer, uri: &str) -> Result<String, kube::Error> {
+        let req = axum::http::Request::get(uri)
+            .body(Vec::new())
+            .expect("request");
+        server.client().request_text(req).await
+    }
+
+    fn keys(v: &Value) -> Vec<String> {
+        v.as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn list_answers_the_captured_collection() {
+        let api = CrdApi::from_capture();
+        let server = FakeApiServer::start(api.router()).await;
+        let got: Value = serde_json::from_str(&get_text(&server, SPECS_PATH).await.expect("list"))
+            .expect("JSON");
+        let want = fixture("k8s-1.32/api/gmsacredentialspecs-list.json");
+        assert_eq!(got["metadata"], want["metadata"]);
+        assert_eq!(got["items"], want["items"]);
+        assert_eq!(got["kind"], "GMSACredentialSpecList");
+        assert_eq!(api.calls(Route::List), 1);
+    }
+
+    #[tokio::test]
+    async fn watch_lines_have_the_captured_shape_and_old_versions_expire() {
+        let api = CrdApi::from_capture();
+        let server = FakeApiServer::start(api.router()).await;
+        let captured: Vec<Value> = fixture_text("k8s-1.32/api/gmsacredentialspecs-watch.jsonl")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("line"))
+            .collect();
+        api.apply_object(captured[0]["object"].clone());
+        api.apply_object(captured[1]["object"].clone());
+        api.delete("webapp02");
+        api.bookmark(); // only for open watches: not replayed below
+        let text = get_text(
+            &server,
+            &format!("{SPECS_PATH}?watch=true&resourceVersion=232&allowWatchBookmarks=true&timeoutSeconds=1"),
+        )
+        .await
+        .expect("watch");
+        let got: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("line"))
+            .collect();
+        let types: Vec<&str> = got.iter().filter_map(|e| e["type"].as_str()).collect();
+        assert_eq!(types, ["ADDED", "MODIFIED", "DELETED"]);
+        for (g, c) in got.iter().zip(&captured) {
+            assert_eq!(keys(g), keys(c));
+            assert_eq!(g["object"]["credspec"], c["object"]["credspec"]);
+        }
+        let rvs: Vec<&str> = got
+            .iter()
+            .filter_map(|e| e["object"]["metadata"]["resourceVersion"].as_str())
+            .collect();
+        assert_eq!(rvs, ["233", "234", "235"]);
+
+        api.compact();
+        let text = get_text(
+            &server,
+            &format!("{SPECS_PATH}?watch=true&resourceVersion=1"),
+        )
+        .await
+        .expect("watch");
+        let got: Value = serde_json::from_str(text.trim()).expect("one line");
+        let want: Value = serde_json::from_str(
+            fixture_text("k8s-1.32/api/gmsacredentialspecs-watch-too-old.jsonl").trim(),
+        )
+        .expect("capture");
+        assert_eq!(got["type"], want["type"]);
+        assert_eq!(keys(&got["object"]), keys(&want["object"]));
+        assert_eq!(got["object"]["code"], 410);
+        assert_eq!(
+            got["object"]["message"],
+            "too old resource version: 1 (235)"
+        );
+    }
+
+    #[tokio::test]
+    async fn get_by_name_and_faults() {
+        let api = CrdApi::from_capture();
+        let server = FakeApiServer::start(api.router()).await;
+        let got: Value = serde_json::from_str(
+            &get_text(&server, &spec_path("webapp01"))
+                .await
+                .expect("get"),
+        )
+        .expect("JSON");
+        assert_eq!(got["credspec"], captured_credspec());
+        let err = get_text(&server, &spec_path("nope"))
+            .await
+            .expect_err("404");
+        match err {
+            kube::Error::Api(s) => {
+                let want = fixture("k8s-1.32/api/gmsacredentialspec-get-404.json");
+                assert_eq!((s.code, s.reason.as_str()), (404, "NotFound"));
+                assert_eq!(s.message, want["message"].as_str().unwrap_or_default());
+            }
+            other => panic!("{other}"),
+        }
+        api.fail_next(Route::Get, 1, Fault::Status(403));
+        match get_text(&server, &spec_path("webapp01")).await {
+            Err(kube::Error::Api(s)) => {
+                assert_eq!(s.code, 403);
+                assert!(s
+                    .message
+                    .contains("cannot get resource \"gmsacredentialspecs\""));
+            }
+            other => panic!("{other:?}"),
+        }
+        api.fail_next(Route::Get, 1, Fault::CloseMidResponse);
+        assert!(get_text(&server, &spec_path("webapp01")).await.is_err());
+        assert!(get_text(&server, &spec_path("webapp01")).await.is_ok());
+        assert_eq!(api.calls(Route::Get), 5);
+    }
+
+    #[tokio::test]
+    async fn access_reviews_are_answered_like_the_capture() {
+        let api = CrdApi::empty();
+        let server = FakeApiServer::start(api.router()).await;
+        let post = |body: &Value| {
+            axum::http::Request::post(lsar_path("demo"))
+                .header("content-type", "application/json")
+                .body(body.to_string().into_bytes())
+                .expect("request")
+        };
+        let request = fixture("k8s-1.32/api/lsar-request-default.json");
+        let got: Value = server
+            .client()
+            .request(post(&request))
+            .await
+            .expect("review");
+        let want = fixture("k8s-1.32/api/lsar-response-default.json");
+        assert_eq!(got["status"], want["status"]);
+        assert_eq!(got["spec"], want["spec"]);
+        assert_eq!(got["kind"], want["kind"]);
+
+        let reason = fixture("k8s-1.32/api/lsar-response-webapp.json")["status"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        api.set_authz("demo", "webapp", "webapp01", AuthzAnswer::allowed(&reason));
+        let request = fixture("k8s-1.32/api/lsar-request-webapp.json");
+        let got: Value = server
+            .client()
+            .request(post(&request))
+            .await
+            .expect("review");
+        let want = fixture("k8s-1.32/api/lsar-response-webapp.json");
+        assert_eq!(got["status"], want["status"]);
+        assert_eq!(
+            api.lsar_requests(),
+            vec![fixture("k8s-1.32/api/lsar-request-default.json"), request]
+        );
+    }
 }

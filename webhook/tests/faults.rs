@@ -290,20 +290,32 @@ async fn reviews_keep_succeeding_while_the_watch_breaks_with_and_without_410() {
     let api = captured_api();
     let r = synced_rig(&api).await;
     let mut served = 0;
+    // Round 0: a clean break, the watch resumes from its resourceVersion. Round 1: the watch
+    // comes back late, after a change it missed and a compaction: 410 Gone, then a re-list.
     for round in 0..2 {
         eventually("a watch is open", || async { api.open_watches() == 1 }).await;
         if round == 1 {
-            api.compact();
+            api.fail_next(Route::Watch, 1, Fault::Delay(Duration::from_millis(200)));
         }
         api.break_watches();
+        if round == 1 {
+            eventually("the watch is down", || async { api.open_watches() == 0 }).await;
+            api.apply("webapp01", Some(captured_credspec()));
+            api.compact();
+        }
         let until = Instant::now() + Duration::from_millis(400);
         while Instant::now() < until {
             assert_admits(&r).await;
             served += 1;
         }
     }
-    assert!(served > 10, "{served}");
+    eventually("the re-list after 410", || async {
+        api.calls(Route::List) == 2
+    })
+    .await;
     eventually("the watch is back", || async { api.open_watches() == 1 }).await;
+    assert_admits(&r).await;
+    assert!(served > 10, "{served}");
 }
 
 #[tokio::test]

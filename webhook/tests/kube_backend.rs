@@ -16,7 +16,9 @@ use gmsa_webhook::lookup::{
 use prometheus_client::registry::Registry;
 use serde_json::{json, Value};
 
-const WAIT: Duration = Duration::from_secs(4);
+/// Upper bound for a condition to hold (tests normally finish in well under a second or
+/// two; this only bounds a failing one).
+const WAIT: Duration = Duration::from_secs(8);
 
 struct Store {
     server: FakeApiServer,
@@ -323,7 +325,11 @@ async fn watch_resumes_after_a_clean_break_without_relisting() {
     let api = CrdApi::from_capture();
     let s = synced_store(&api).await;
     eventually("a watch is open", || async { api.open_watches() == 1 }).await;
+    // The watch ends cleanly and comes back a moment later; the change made while no watch
+    // was open is replayed from the resourceVersion the watcher resumes at.
+    api.fail_next(Route::Watch, 1, Fault::Delay(Duration::from_millis(200)));
     api.break_watches();
+    eventually("the watch is down", || async { api.open_watches() == 0 }).await;
     api.apply("after-break", Some(json!({"a": 1})));
     eventually("the change arrives through the resumed watch", || async {
         cached(&s.store, "after-break").await == found(json!({"a": 1}))
@@ -345,9 +351,10 @@ async fn watch_relists_after_410_gone_and_drops_what_was_deleted_meanwhile() {
     let s = synced_store(&api).await;
     assert_eq!(s.store.len(), 2);
     eventually("a watch is open", || async { api.open_watches() == 1 }).await;
-    // The watch drops, a spec changes and another is deleted while no watch is open, and the
-    // history is compacted: resuming gets 410 Expired, so the watcher must list again.
-    api.fail_next(Route::Watch, 1, Fault::Status(500));
+    // The watch drops and takes a moment to come back; meanwhile a spec changes, another is
+    // deleted and the history is compacted: resuming gets 410 Expired (one error, one
+    // backoff), so the watcher must list again.
+    api.fail_next(Route::Watch, 1, Fault::Delay(Duration::from_millis(300)));
     api.break_watches();
     eventually("the watch is down", || async { api.open_watches() == 0 }).await;
     api.apply("webapp01", Some(json!({"changed": true})));
@@ -374,6 +381,7 @@ async fn no_stale_spec_once_the_watch_caught_up_after_an_outage() {
     eventually("a watch is open", || async { api.open_watches() == 1 }).await;
     api.fail_always(Route::Watch, Fault::Status(500));
     api.break_watches();
+    eventually("the watch is down", || async { api.open_watches() == 0 }).await;
     api.apply("webapp01", Some(json!({"v": 2})));
     // During the outage the cache keeps its last state (and stays ready); a live lookup
     // already sees the change.
