@@ -60,8 +60,8 @@ pub struct Config {
     #[arg(long, env = "ADMIN_PORT", default_value_t = 9090)]
     pub admin_port: u16,
 
-    /// error|warn|info|debug|trace, or a tracing EnvFilter directive such as
-    /// `info,gmsa_webhook=debug`.
+    /// error|warn|info|debug|trace (also the reference's warning|fatal|panic), or a tracing
+    /// EnvFilter directive such as `info,gmsa_webhook=debug`.
     #[arg(long, env = "LOG_LEVEL", default_value = "info", value_parser = parse_log_level)]
     pub log_level: String,
 
@@ -221,7 +221,12 @@ impl Config {
 const LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
 
 fn log_directive(level: &str) -> String {
-    let lower = level.to_ascii_lowercase();
+    let lower = match level.to_ascii_lowercase().as_str() {
+        // The reference's logrus names.
+        "warning" => "warn".to_string(),
+        "fatal" | "panic" => "error".to_string(),
+        other => other.to_string(),
+    };
     match lower.as_str() {
         "debug" | "trace" => {
             format!("{lower},hyper=info,hyper_util=info,h2=info,rustls=info,tower=info")
@@ -428,13 +433,18 @@ mod tests {
         let c = parse(&["--self-signed", "--api-timeout", "9s"]).expect("parses");
         assert!(c.check().expect_err("invalid").contains("--api-timeout"));
         let c = parse(&["--self-signed", "--request-timeout", "0"]).expect("parses");
-        assert!(c.check().expect_err("invalid").contains("--request-timeout"));
+        assert!(c
+            .check()
+            .expect_err("invalid")
+            .contains("--request-timeout"));
     }
 
     #[test]
     fn log_directives() {
         assert_eq!(log_directive("info"), "info");
         assert_eq!(log_directive("WARN"), "warn");
+        assert_eq!(log_directive("warning"), "warn");
+        assert_eq!(log_directive("fatal"), "error");
         assert!(log_directive("debug").starts_with("debug,hyper=info"));
         assert_eq!(log_directive("gmsa_webhook=trace"), "gmsa_webhook=trace");
     }
