@@ -108,7 +108,7 @@ async fn cache_syncs_from_the_captured_list_and_answers_from_memory() {
 }
 
 #[tokio::test]
-async fn not_ready_says_why_and_misses_go_live_until_synced() {
+async fn not_ready_says_why_and_only_live_lookups_answer_until_synced() {
     let api = CrdApi::from_capture();
     api.fail_always(Route::List, Fault::Status(403));
     let s = start_store(&api, Duration::from_secs(2)).await;
@@ -121,12 +121,23 @@ async fn not_ready_says_why_and_misses_go_live_until_synced() {
         why.starts_with("credspec cache has not synced yet: list failed: 403 forbidden: grant list/watch on gmsacredentialspecs"),
         "{why}"
     );
-    // Before the sync a cached lookup cannot say "not found": it asks the API server.
-    assert_eq!(
-        cached(&s.store, "webapp01").await,
-        found(captured_credspec())
-    );
-    assert_eq!(cached(&s.store, "nope").await, SpecLookup::NotFound);
+    // Before the sync a cached lookup cannot say "not found" (and does no I/O); a live one
+    // asks the API server.
+    for name in ["webapp01", "nope"] {
+        match s.store.get(name, Freshness::Cached).await {
+            Err(LookupError::Unavailable(m)) => {
+                assert!(
+                    m.starts_with("credspec cache has not synced yet (list failed: 403"),
+                    "{m}"
+                )
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    assert_eq!(s.server.count("GET", &spec_path("webapp01")), 0);
+    let live = |name: &'static str| s.store.get(name, Freshness::Live);
+    assert_eq!(live("webapp01").await, Ok(found(captured_credspec())));
+    assert_eq!(live("nope").await, Ok(SpecLookup::NotFound));
     assert_eq!(s.server.count("GET", &spec_path("webapp01")), 1);
     assert_eq!(s.server.count("GET", &spec_path("nope")), 1);
 

@@ -100,9 +100,10 @@ struct SyncState {
 /// Credential specs from a watch of `gmsacredentialspecs` (cluster scope), kept in memory as
 /// name → [`SpecLookup`] built once per watch event.
 ///
-/// - `get(name, Cached)`: from memory; a miss is [`SpecLookup::NotFound`] once the initial list
-///   has synced, and a live GET before that (so the webhook works, slower, while the watch is
-///   failing, e.g. without `list`/`watch` permission).
+/// - `get(name, Cached)`: from memory, never I/O. A miss is [`SpecLookup::NotFound`] once the
+///   initial list has synced; before that it is [`LookupError::Unavailable`] saying the cache
+///   has not synced (callers then ask [`Freshness::Live`], so the webhook still works, one GET
+///   per lookup, while the watch cannot start, e.g. without `list`/`watch` permission).
 /// - `get(name, Live)`: one GET with the configured deadline; concurrent live GETs of the same
 ///   name share one API call. Live answers do not modify the cache (the watch stays the only
 ///   writer, so an older event can never overwrite a newer GET or the reverse).
@@ -332,9 +333,17 @@ impl SpecStore for KubeSpecStore {
             {
                 return Ok(found.clone());
             }
-            if self.lock_state().synced {
+            let state = self.lock_state();
+            if state.synced {
                 return Ok(SpecLookup::NotFound);
             }
+            return Err(LookupError::Unavailable(format!(
+                "credspec cache has not synced yet ({}); credspec \"{name}\" needs a live read",
+                state
+                    .last_error
+                    .as_deref()
+                    .unwrap_or("initial list in progress")
+            )));
         }
         self.live(name).await
     }
