@@ -58,10 +58,12 @@ pub enum Operation {
 /// Cheap first gate: whether a raw JSON object may contain a GMSA field at all.
 ///
 /// The API server serializes objects itself (Go's encoder never escapes ASCII letters in
-/// keys), so a pod without this substring has no GMSA field. A false positive (the text in an
-/// annotation, say) only costs the full scan.
+/// keys), so a pod without this substring has no GMSA field. Other writers may spell a key
+/// with `\uXXXX` escapes (`"\u0067msaCredentialSpecName"` is the same field to any JSON
+/// parser; `gmsa review` reads user files), so text with any `\u` escape also goes to the full
+/// scan. A false positive (the text in an annotation, an escaped `<`) only costs that scan.
 pub fn mentions_gmsa(raw_json: &str) -> bool {
-    raw_json.contains(GMSA_FIELD_PREFIX)
+    raw_json.contains(GMSA_FIELD_PREFIX) || raw_json.contains("\\u")
 }
 
 /// Checks the request's object kind and operation (reference order: kind first).
