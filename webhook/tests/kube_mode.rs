@@ -59,17 +59,7 @@ async fn kubernetes_mode_serves_from_the_watch_and_access_reviews() {
         ("TLS_CRT", cert.display().to_string()),
         ("TLS_KEY", key.display().to_string()),
     ];
-    let args: Vec<String> = [
-        "--https-port",
-        "0",
-        "--admin-port",
-        "0",
-        "--bind-address",
-        "127.0.0.1",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let args = common::loopback_args();
     let mut process = common::spawn_binary(&envs, &args);
     assert!(
         !process.startup.iter().any(|l| l["message"]

@@ -31,7 +31,8 @@ fn spawn(cert: &std::path::Path, key: &std::path::Path) -> Process {
         ("BURST", "10".to_string()),
         ("RANDOM_HOSTNAME", "true".to_string()),
     ];
-    let mut args: Vec<String> = [
+    // HTTPS_PORT comes from the environment here.
+    let mut args = common::args(&[
         "--cert-reload",
         "--bind-address",
         "127.0.0.1",
@@ -41,10 +42,7 @@ fn spawn(cert: &std::path::Path, key: &std::path::Path) -> Process {
         "10s",
         "--allow-all-use",
         "--credspecs-dir",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    ]);
     args.push(common::examples_dir().display().to_string());
     let process = common::spawn_binary(&envs, &args);
     let serving = process.startup.last().expect("serving line");
@@ -253,20 +251,12 @@ fn version_flag() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn self_signed_standalone_serves() {
-    let mut args: Vec<String> = [
+    let mut args = common::loopback_args();
+    args.extend(common::args(&[
         "--self-signed",
-        "--https-port",
-        "0",
-        "--admin-port",
-        "0",
-        "--bind-address",
-        "127.0.0.1",
         "--allow-all-use",
         "--credspecs-dir",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    ]));
     args.push(common::examples_dir().display().to_string());
     let mut process = common::spawn_binary(&[], &args);
     let warned = |needle: &str| {

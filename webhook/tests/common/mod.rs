@@ -226,8 +226,8 @@ pub fn request(
     builder.body(Full::new(body.into())).expect("request")
 }
 
-/// An AdmissionReview (v1) for a pod without GMSA settings.
-pub fn review_plain_pod(uid: &str) -> String {
+/// An AdmissionReview (v1) creating pod `pod` in `default` with this `spec`.
+fn review(uid: &str, pod: &str, spec: serde_json::Value) -> String {
     serde_json::json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
@@ -241,38 +241,50 @@ pub fn review_plain_pod(uid: &str) -> String {
             "object": {
                 "apiVersion": "v1",
                 "kind": "Pod",
-                "metadata": {"name": "plain", "namespace": "default"},
-                "spec": {"containers": [{"name": "c", "image": "busybox"}]}
+                "metadata": {"name": pod, "namespace": "default"},
+                "spec": spec
             }
         }
     })
     .to_string()
 }
 
+/// An AdmissionReview (v1) for a pod without GMSA settings.
+pub fn review_plain_pod(uid: &str) -> String {
+    review(
+        uid,
+        "plain",
+        serde_json::json!({"containers": [{"name": "c", "image": "busybox"}]}),
+    )
+}
+
 /// An AdmissionReview (v1) for a pod naming credspec `name` at pod level.
 pub fn review_gmsa_pod(uid: &str, name: &str) -> String {
-    serde_json::json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": uid,
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "namespace": "default",
-            "operation": "CREATE",
-            "userInfo": {"username": "tester"},
-            "object": {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {"name": "gmsa", "namespace": "default"},
-                "spec": {
-                    "securityContext": {"windowsOptions": {"gmsaCredentialSpecName": name}},
-                    "containers": [{"name": "c", "image": "busybox"}]
-                }
-            }
-        }
-    })
-    .to_string()
+    review(
+        uid,
+        "gmsa",
+        serde_json::json!({
+            "securityContext": {"windowsOptions": {"gmsaCredentialSpecName": name}},
+            "containers": [{"name": "c", "image": "busybox"}]
+        }),
+    )
+}
+
+/// Owned arguments for a command line.
+pub fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// Arguments every spawned test binary gets: loopback, free ports.
+pub fn loopback_args() -> Vec<String> {
+    args(&[
+        "--bind-address",
+        "127.0.0.1",
+        "--https-port",
+        "0",
+        "--admin-port",
+        "0",
+    ])
 }
 
 /// The repository's `examples/credspecs` directory.
