@@ -413,6 +413,7 @@ async fn no_stale_spec_once_the_watch_caught_up_after_an_outage() {
         cached(&s.store, "webapp01").await == found(json!({"v": 2}))
     })
     .await;
+    assert_eq!(s.store.watch_error(), None, "recovered");
     for _ in 0..20 {
         assert_eq!(cached(&s.store, "webapp01").await, found(json!({"v": 2})));
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -704,6 +705,46 @@ async fn fifty_concurrent_identical_lookups_make_one_call() {
     let results = futures::future::join_all(lookups).await;
     assert!(results.iter().all(|r| r.as_ref().is_ok_and(|d| d.allowed)));
     assert_eq!(api.calls(Route::Lsar), 1);
+}
+
+#[tokio::test]
+async fn a_cold_burst_across_100_service_accounts_makes_one_call_each() {
+    let api = CrdApi::empty();
+    for i in 0..100 {
+        api.set_authz(
+            "demo",
+            &format!("sa{i}"),
+            "webapp01",
+            AuthzAnswer::allowed("ok"),
+        );
+    }
+    // Every call takes 20 ms: the burst's lookups of one key all land while its call runs.
+    api.fail_always(Route::Lsar, Fault::Delay(Duration::from_millis(20)));
+    let a = start_authz(&api, AuthzConfig::default()).await;
+    let start = Instant::now();
+    let lookups = (0..2000).map(|i| {
+        let sa = format!("sa{}", i % 100);
+        let authz = &a.authz;
+        async move { authz.may_use("demo", &sa, "webapp01").await }
+    });
+    let results = futures::future::join_all(lookups).await;
+    let took = start.elapsed();
+    assert!(results.iter().all(|r| r.as_ref().is_ok_and(|d| d.allowed)));
+    assert_eq!(
+        api.calls(Route::Lsar),
+        100,
+        "one access review per service account"
+    );
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    let text = metrics_text(&a.registry);
+    assert!(
+        text.contains("gmsa_webhook_authz_cache_misses_total 100"),
+        "{text}"
+    );
+    assert!(
+        text.contains("gmsa_webhook_authz_cache_hits_total 1900"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

@@ -143,9 +143,16 @@ impl KubeSpecStore {
         (store, task)
     }
 
-    /// The last list/watch error since the last successful (re)list, if any.
+    /// The last list/watch error, if no list or event has succeeded since.
     pub fn watch_error(&self) -> Option<String> {
         self.lock_state().last_error.clone()
+    }
+
+    fn clear_error(&self) {
+        let mut state = self.lock_state();
+        if state.last_error.take().is_some() {
+            tracing::info!("credspec watch recovered");
+        }
     }
 
     fn lock_state(&self) -> std::sync::MutexGuard<'_, SyncState> {
@@ -185,6 +192,7 @@ impl KubeSpecStore {
                 }
                 Ok(Event::Apply(spec)) => {
                     self.metrics.event("applied");
+                    self.clear_error();
                     let lookup = lookup_of(&spec);
                     tracing::debug!(spec = spec.name(), "credspec added or changed");
                     self.specs
@@ -194,6 +202,7 @@ impl KubeSpecStore {
                 }
                 Ok(Event::Delete(spec)) => {
                     self.metrics.event("deleted");
+                    self.clear_error();
                     tracing::debug!(spec = spec.name(), "credspec deleted");
                     self.specs
                         .write()
