@@ -64,7 +64,9 @@ impl FakeApiServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a loopback port for the fake API server");
-        let addr = listener.local_addr().expect("local address of the fake API server");
+        let addr = listener
+            .local_addr()
+            .expect("local address of the fake API server");
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
@@ -82,7 +84,10 @@ impl FakeApiServer {
 
     /// A real `kube::Client` pointed at this server (default namespace `default`).
     pub fn client(&self) -> kube::Client {
-        let uri = self.url().parse().expect("fake API server URL is a valid URI");
+        let uri = self
+            .url()
+            .parse()
+            .expect("fake API server URL is a valid URI");
         let config = kube::Config::new(uri);
         kube::Client::try_from(config).expect("kube client for the fake API server")
     }
@@ -115,7 +120,8 @@ pub fn fixtures_dir() -> PathBuf {
 /// The text of a fixture, e.g. `fixture_text("k8s-1.32/api/gmsacredentialspec-get.json")`.
 pub fn fixture_text(rel: &str) -> String {
     let path = fixtures_dir().join(rel);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read fixture {}: {e}", path.display()))
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("read fixture {}: {e}", path.display()))
 }
 
 /// A JSON fixture, parsed.
@@ -135,7 +141,12 @@ pub fn status(code: StatusCode, reason: &str, message: &str) -> Response {
         "reason": reason,
         "code": code.as_u16(),
     });
-    (code, [("content-type", "application/json")], Body::from(body.to_string())).into_response()
+    (
+        code,
+        [("content-type", "application/json")],
+        Body::from(body.to_string()),
+    )
+        .into_response()
 }
 
 /// A JSON response with status 200.
@@ -163,10 +174,20 @@ mod tests {
         let req = axum::http::Request::get("/apis/windows.k8s.io/v1/gmsacredentialspecs/webapp01")
             .body(Vec::new())
             .expect("request");
-        let got: serde_json::Value = server.client().request(req).await.expect("GET through kube");
-        assert_eq!(got["credspec"]["DomainJoinConfig"]["NetBiosName"], "CONTOSO");
+        let got: serde_json::Value = server
+            .client()
+            .request(req)
+            .await
+            .expect("GET through kube");
         assert_eq!(
-            server.count("GET", "/apis/windows.k8s.io/v1/gmsacredentialspecs/webapp01"),
+            got["credspec"]["DomainJoinConfig"]["NetBiosName"],
+            "CONTOSO"
+        );
+        assert_eq!(
+            server.count(
+                "GET",
+                "/apis/windows.k8s.io/v1/gmsacredentialspecs/webapp01"
+            ),
             1
         );
     }
@@ -174,7 +195,9 @@ mod tests {
     #[tokio::test]
     async fn unknown_routes_answer_404() {
         let server = FakeApiServer::start(Router::new()).await;
-        let req = axum::http::Request::get("/api/v1/nothing").body(Vec::new()).expect("request");
+        let req = axum::http::Request::get("/api/v1/nothing")
+            .body(Vec::new())
+            .expect("request");
         let err = server
             .client()
             .request::<serde_json::Value>(req)
