@@ -302,3 +302,47 @@ fn write(dir: &Path, cert: &str, key: &str) -> (std::path::PathBuf, std::path::P
     std::fs::write(&k, key).expect("write");
     (c, k)
 }
+
+#[test]
+fn a_refused_pair_is_logged_naming_the_file() {
+    let ca = Ca::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = common::write_leaf(dir.path(), &ca.leaf(1));
+    let mut args = common::loopback_args();
+    args.extend(common::args(&[
+        "--cert-reload",
+        "--reload-interval",
+        "100ms",
+        "--allow-all-use",
+        "--credspecs-dir",
+    ]));
+    args.push(common::examples_dir().display().to_string());
+    let envs = [
+        ("TLS_CRT", cert.display().to_string()),
+        ("TLS_KEY", key.display().to_string()),
+    ];
+    let mut process = common::spawn_binary(&envs, &args);
+    std::fs::write(&cert, "not a certificate").expect("write garbage");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut refused = None;
+    while refused.is_none() && std::time::Instant::now() < deadline {
+        if let Ok(line) = process.logs.recv_timeout(Duration::from_millis(200)) {
+            let value: serde_json::Value = serde_json::from_str(&line).expect("JSON log");
+            if value["level"] == "ERROR" {
+                refused = Some(value);
+            }
+        }
+    }
+    let refused = refused.expect("the refusal is logged");
+    assert!(
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("still serving the previous pair")),
+        "{refused}"
+    );
+    let error = refused["error"].as_str().unwrap_or_default();
+    assert!(error.contains(&cert.display().to_string()), "{refused}");
+    common::sigterm(&process.child.0);
+    let status = common::wait_exit(&mut process.child.0, Duration::from_secs(5)).expect("exits");
+    assert!(status.success());
+}
