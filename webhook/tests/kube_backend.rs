@@ -295,7 +295,7 @@ async fn live_lookup_errors_are_unavailable_or_forbidden_never_not_found() {
     }
     let took = start.elapsed();
     assert!(
-        took >= Duration::from_millis(300) && took < Duration::from_secs(1),
+        took >= Duration::from_millis(300) && took < Duration::from_secs(2),
         "{took:?}"
     );
     // Recovered: the next call answers.
@@ -591,7 +591,7 @@ async fn a_hanging_authorization_call_is_unavailable_within_the_deadline() {
         other => panic!("{other:?}"),
     }
     assert!(
-        took >= Duration::from_millis(250) && took < Duration::from_millis(800),
+        took >= Duration::from_millis(250) && took < Duration::from_secs(2),
         "{took:?}"
     );
 }
