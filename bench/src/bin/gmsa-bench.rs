@@ -370,7 +370,9 @@ fn run_cell(env: &Env, cell: &Cell) -> anyhow::Result<(Row, Counters, Duration)>
         files.push(path);
     }
     let script = dir.join("load.lua");
-    std::fs::write(&script, wrk_script(&files, cell.limit)).context("write the wrk script")?;
+    let stop_file = dir.join("limit-reached");
+    std::fs::write(&script, wrk_script(&files, cell.limit, &stop_file))
+        .context("write the wrk script")?;
 
     let https_port = free_port()?;
     let (fake, fake_url) = match cell.server {
@@ -451,7 +453,7 @@ fn run_cell(env: &Env, cell: &Cell) -> anyhow::Result<(Row, Counters, Duration)>
     let url = format!("https://127.0.0.1:{https_port}{}", cell.kind.path());
 
     if cell.warmup && env.args.warmup > 0 {
-        let warm = run_wrk(env, &script, cell.concurrency, env.args.warmup, &url)?;
+        let warm = run_wrk(env, &script, cell.concurrency, env.args.warmup, &url, None)?;
         if warm.requests == 0 {
             bail!("no request completed during the warm-up of {}", cell.name);
         }
@@ -463,7 +465,14 @@ fn run_cell(env: &Env, cell: &Cell) -> anyhow::Result<(Row, Counters, Duration)>
     } else {
         env.args.duration
     };
-    let wrk = run_wrk(env, &script, cell.concurrency, duration, &url)?;
+    let wrk = run_wrk(
+        env,
+        &script,
+        cell.concurrency,
+        duration,
+        &url,
+        Some(&stop_file),
+    )?;
     let cpu_after = cpu_ticks(server.pid())?;
     let counters_after = fake_counters(fake_url.as_ref().map(|(u, _)| u.as_str()))?;
     let peak_rss_kib = status_kib(server.pid(), "VmHWM")?;
@@ -511,7 +520,7 @@ fn diff(before: &Counters, after: &Counters) -> Counters {
     }
 }
 
-fn wrk_script(files: &[PathBuf], limit: u64) -> String {
+fn wrk_script(files: &[PathBuf], limit: u64, stop_file: &Path) -> String {
     let list: Vec<String> = files
         .iter()
         .map(|f| format!("{:?}", f.display().to_string()))
@@ -522,6 +531,7 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 local files = {{ {files} }}
 local limit = {limit}
+local stop_file = {stop_file:?}
 local reqs = {{}}
 local threads = {{}}
 completed = 0
@@ -552,7 +562,11 @@ function response(status, headers, body)
   if status == 200 and not string.find(body, '"allowed":true', 1, true) then
     not_allowed = not_allowed + 1
   end
-  if limit > 0 and completed >= limit then
+  if limit > 0 and completed == limit then
+    -- wrk's main thread sleeps for the whole duration: tell the driver, which sends SIGINT
+    -- (wrk then stops and reports at once).
+    local f = io.open(stop_file, "w")
+    if f then f:write("done") f:close() end
     wrk.thread:stop()
   end
 end
@@ -569,18 +583,22 @@ function done(summary, latency, requests)
 end
 "#,
         files = list.join(", "),
+        stop_file = stop_file.display().to_string(),
         mark = gmsa_bench::measure::WRK_MARK,
     )
 }
 
+/// Runs wrk for `seconds`, or until its script creates `stop_file` (a response limit was
+/// reached): then wrk gets SIGINT, which makes it stop and report at once.
 fn run_wrk(
     env: &Env,
     script: &Path,
     concurrency: u32,
     seconds: u64,
     url: &str,
+    stop_file: Option<&Path>,
 ) -> anyhow::Result<WrkResult> {
-    let output = Command::new("taskset")
+    let mut child = Command::new("taskset")
         .arg("-c")
         .arg(env.args.load_core.to_string())
         .arg(&env.args.wrk)
@@ -592,15 +610,42 @@ fn run_wrk(
         .arg("-s")
         .arg(script)
         .arg(url)
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .with_context(|| format!("run {}", env.args.wrk))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let pid = child.id();
+    let mut stdout = child.stdout.take().context("wrk's stdout")?;
+    let mut stderr = child.stderr.take().context("wrk's stderr")?;
+    let out = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let mut interrupted = false;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if !interrupted && stop_file.is_some_and(Path::exists) {
+            Command::new("kill")
+                .args(["-INT", &pid.to_string()])
+                .status()
+                .context("send SIGINT to wrk")?;
+            interrupted = true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
     parse_wrk_output(&stdout).with_context(|| {
-        format!(
-            "no result line in wrk's output (exit {}):\n{stdout}\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        )
+        format!("no result line in wrk's output (exit {status}):\n{stdout}\n{stderr}")
     })
 }
 
