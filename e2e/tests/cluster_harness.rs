@@ -1,0 +1,136 @@
+//! The real-cluster harness (`gmsa_e2e::cluster`) itself, against testkit's fake API server:
+//! connecting through `GMSA_E2E_KUBECONFIG`, probing for the CRD and the webhook, a namespace
+//! per test that is deleted afterwards, and `accepts`/`rejects` reading a dry-run pod create.
+//!
+//! One test in its own file (its own process): it sets `GMSA_E2E_KUBECONFIG`.
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, RawQuery};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use gmsa_e2e::cluster::{windows_pod, Cluster};
+use gmsa_testkit::{fixture, json, status, FakeApiServer};
+use serde_json::Value;
+
+#[tokio::test]
+async fn harness_connects_probes_and_cleans_up() {
+    let dry_runs: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = dry_runs.clone();
+    let router = Router::new()
+        .route(
+            "/version",
+            get(|| async { json(&fixture("k8s-1.32/api/version.json")["serverVersion"]) }),
+        )
+        .route(
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}",
+            get(|Path(name): Path<String>| async move {
+                status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    &format!("customresourcedefinitions.apiextensions.k8s.io \"{name}\" not found"),
+                )
+            }),
+        )
+        .route(
+            "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+            get(|| async {
+                json(&serde_json::json!({
+                    "apiVersion": "admissionregistration.k8s.io/v1",
+                    "kind": "MutatingWebhookConfigurationList",
+                    "metadata": {"resourceVersion": "1"},
+                    "items": [{"metadata": {"name": "gmsa"}, "webhooks": [{
+                        "name": "admission-webhook.windows-gmsa.sigs.k8s.io",
+                        "clientConfig": {}, "sideEffects": "None",
+                        "admissionReviewVersions": ["v1"],
+                    }]}],
+                }))
+            }),
+        )
+        .route(
+            "/api/v1/namespaces",
+            post(|Json(ns): Json<Value>| async move { (StatusCode::CREATED, json(&ns)) }),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}",
+            axum::routing::delete(|Path(ns): Path<String>| async move {
+                json(&serde_json::json!({"kind": "Namespace", "apiVersion": "v1",
+                    "metadata": {"name": ns}, "status": {"phase": "Terminating"}}))
+            }),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/serviceaccounts/{name}",
+            get(|Path((ns, name)): Path<(String, String)>| async move {
+                json(&serde_json::json!({"kind": "ServiceAccount", "apiVersion": "v1",
+                    "metadata": {"name": name, "namespace": ns}}))
+            }),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/pods",
+            post(move |RawQuery(q): RawQuery, Json(pod): Json<Value>| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock()
+                        .expect("lock")
+                        .push(q.clone().unwrap_or_default());
+                    if pod["spec"]["serviceAccountName"] == "default" {
+                        return status(
+                            StatusCode::FORBIDDEN,
+                            "Forbidden",
+                            "admission webhook \"admission-webhook.windows-gmsa.sigs.k8s.io\" denied the request: service account \"default\" is not authorized to `use` GMSA cred spec \"s\"",
+                        );
+                    }
+                    json(&pod)
+                }
+            }),
+        );
+    let server = FakeApiServer::start(router).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: fake\nclusters:\n- name: fake\n  cluster:\n    server: {}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\nusers:\n- name: fake\n  user:\n    token: t\n",
+            server.url()
+        ),
+    )
+    .expect("write kubeconfig");
+    // This test is alone in its process (its own test file).
+    std::env::set_var("GMSA_E2E_KUBECONFIG", &kubeconfig);
+
+    let cluster = Cluster::connect_or_skip("harness").await.expect("connects");
+    assert!(!cluster.has_crd().await.expect("probe CRD"));
+    assert!(cluster.has_webhook().await.expect("probe webhook"));
+    let ns_name = cluster
+        .with_namespace("harness", async |ns| {
+            assert!(ns.name().starts_with("gmsa-e2e-harness-"), "{}", ns.name());
+            let pod = ns.accepts(&windows_pod("p", "webapp", Some("s"))).await?;
+            assert_eq!(pod.metadata.name.as_deref(), Some("p"));
+            let (code, message) = ns.rejects(&windows_pod("p", "default", Some("s"))).await?;
+            assert_eq!(code, 403);
+            assert!(message.contains("not authorized"), "{message}");
+            assert!(ns
+                .accepts(&windows_pod("p", "default", Some("s")))
+                .await
+                .is_err());
+            assert!(ns
+                .rejects(&windows_pod("p", "webapp", Some("s")))
+                .await
+                .is_err());
+            Ok(ns.name().to_string())
+        })
+        .await
+        .expect("namespace scenario");
+    assert_eq!(server.count("POST", "/api/v1/namespaces"), 1);
+    assert_eq!(
+        server.count("DELETE", &format!("/api/v1/namespaces/{ns_name}")),
+        1
+    );
+    let dry_runs = dry_runs.lock().expect("lock").clone();
+    assert_eq!(dry_runs.len(), 4);
+    assert!(
+        dry_runs.iter().all(|q| q.contains("dryRun=All")),
+        "{dry_runs:?}"
+    );
+}
