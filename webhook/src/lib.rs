@@ -173,6 +173,28 @@ impl Webhook {
     }
 }
 
+/// Runs the blocking `check` on tokio's blocking pool every `interval`, forever (abort the
+/// task to stop). Used by the file watchers: certificates, credspec directory, policy file.
+pub(crate) async fn poll_blocking<T, F>(
+    target: Arc<T>,
+    interval: Duration,
+    what: &'static str,
+    check: F,
+) where
+    T: Send + Sync + 'static,
+    F: Fn(&T) + Copy + Send + 'static,
+{
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let target = target.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || check(&target)).await {
+            tracing::error!(error = %e, "{what} check failed");
+        }
+    }
+}
+
 async fn bind(config: &Config, port: u16, flag: &str) -> anyhow::Result<TcpListener> {
     let addr = SocketAddr::new(config.bind_address, port);
     TcpListener::bind(addr)
@@ -200,7 +222,11 @@ async fn lookups(
         tracing::info!(credspecs = ?store.names(), "credspecs loaded");
         background.push(tokio::spawn(store.clone().watch(config.reload_interval)));
         let authz: Arc<dyn Authorizer> = match &config.authz_policy {
-            Some(path) => Arc::new(standalone::PolicyAuthorizer::load(path)?),
+            Some(path) => {
+                let policy = Arc::new(standalone::PolicyAuthorizer::load(path)?);
+                background.push(tokio::spawn(policy.clone().watch(config.reload_interval)));
+                policy
+            }
             None if config.allow_all_use => Arc::new(standalone::AllowAll),
             None => anyhow::bail!("standalone mode needs --authz-policy FILE or --allow-all-use"),
         };

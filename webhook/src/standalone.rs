@@ -286,19 +286,12 @@ impl DirSpecStore {
 
     /// Polls the directory every `interval` and applies changes; runs until dropped.
     pub async fn watch(self: Arc<Self>, interval: Duration) {
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            let store = self.clone();
-            match tokio::task::spawn_blocking(move || store.refresh()).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "credspec directory not readable; specs kept")
-                }
-                Err(e) => tracing::warn!(error = %e, "credspec directory refresh failed"),
+        crate::poll_blocking(self, interval, "credspec directory", |store| {
+            if let Err(e) = store.refresh() {
+                tracing::warn!(error = %e, "credspec directory not readable; specs kept");
             }
-        }
+        })
+        .await
     }
 }
 
@@ -353,6 +346,24 @@ impl PolicyRule {
     }
 }
 
+fn parse_rules(text: &str) -> Result<Vec<PolicyRule>, String> {
+    let file: PolicyFile = serde_norway::from_str(text).map_err(|e| {
+        format!("{e} (expected a list of {{namespace, serviceAccount, credspecs: [names]}})")
+    })?;
+    let rules = match file {
+        PolicyFile::List(rules) | PolicyFile::Rules { rules } => rules,
+    };
+    for (i, rule) in rules.iter().enumerate() {
+        if rule.namespace.is_empty() || rule.service_account.is_empty() {
+            return Err(format!(
+                "rule {} has an empty namespace or serviceAccount (use \"*\" for any)",
+                i + 1
+            ));
+        }
+    }
+    Ok(rules)
+}
+
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum PolicyFile {
@@ -375,57 +386,98 @@ enum PolicyFile {
 ///   serviceAccount: gmsa-tester
 ///   credspecs: ["*"]
 /// ```
-#[derive(Clone, Debug)]
+///
+/// Re-read by [`PolicyAuthorizer::watch`] when the file changes; a new version that does not
+/// parse is logged and the previous rules are kept.
+#[derive(Debug)]
 pub struct PolicyAuthorizer {
     source: String,
-    rules: Arc<Vec<PolicyRule>>,
+    path: Option<PathBuf>,
+    rules: RwLock<Arc<Vec<PolicyRule>>>,
+    /// Version of the file last read (good or bad), so each version is read once.
+    stamp: std::sync::Mutex<Option<Stamp>>,
 }
 
 impl PolicyAuthorizer {
     /// Reads and checks a policy file.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, StandaloneError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|error| StandaloneError::Io {
+        let (rules, stamp) = Self::read(path)?;
+        Ok(Self {
+            source: path.display().to_string(),
+            path: Some(path.to_path_buf()),
+            rules: RwLock::new(Arc::new(rules)),
+            stamp: std::sync::Mutex::new(Some(stamp)),
+        })
+    }
+
+    fn read(path: &Path) -> Result<(Vec<PolicyRule>, Stamp), StandaloneError> {
+        let io = |error| StandaloneError::Io {
             path: path.to_path_buf(),
             error,
-        })?;
-        Self::parse(&text, &path.display().to_string()).map_err(|message| StandaloneError::Parse {
+        };
+        let stamp = Stamp::of(&std::fs::metadata(path).map_err(io)?);
+        let text = std::fs::read_to_string(path).map_err(io)?;
+        let rules = parse_rules(&text).map_err(|message| StandaloneError::Parse {
             path: path.to_path_buf(),
             message,
-        })
+        })?;
+        Ok((rules, stamp))
     }
 
     /// Parses policy text; `source` names it in reasons.
     pub fn parse(text: &str, source: &str) -> Result<Self, String> {
-        let file: PolicyFile = serde_norway::from_str(text).map_err(|e| {
-            format!("{e} (expected a list of {{namespace, serviceAccount, credspecs: [names]}})")
-        })?;
-        let rules = match file {
-            PolicyFile::List(rules) | PolicyFile::Rules { rules } => rules,
-        };
-        for (i, rule) in rules.iter().enumerate() {
-            if rule.namespace.is_empty() || rule.service_account.is_empty() {
-                return Err(format!(
-                    "rule {} has an empty namespace or serviceAccount (use \"*\" for any)",
-                    i + 1
-                ));
-            }
-        }
         Ok(Self {
             source: source.to_string(),
-            rules: Arc::new(rules),
+            path: None,
+            rules: RwLock::new(Arc::new(parse_rules(text)?)),
+            stamp: std::sync::Mutex::new(None),
         })
     }
 
     /// The rules, in file order.
-    pub fn rules(&self) -> &[PolicyRule] {
-        &self.rules
+    pub fn rules(&self) -> Arc<Vec<PolicyRule>> {
+        self.rules.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Re-reads the file if it changed (by mtime, size, inode). `Ok(true)` when new rules
+    /// apply; on an unreadable or invalid new version the previous rules are kept and the
+    /// error returned (once per version: later calls see the same version and return
+    /// `Ok(false)`).
+    pub fn refresh(&self) -> Result<bool, StandaloneError> {
+        let Some(path) = &self.path else {
+            return Ok(false);
+        };
+        let current = std::fs::metadata(path).ok().map(|m| Stamp::of(&m));
+        let mut stamp = self.stamp.lock().unwrap_or_else(|e| e.into_inner());
+        if current == *stamp {
+            return Ok(false);
+        }
+        *stamp = current;
+        let (rules, read_stamp) = Self::read(path)?;
+        *stamp = Some(read_stamp);
+        *self.rules.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rules);
+        tracing::info!(policy = %path.display(), "authorization policy reloaded");
+        Ok(true)
+    }
+
+    /// Polls the file every `interval` and applies changes; runs until dropped.
+    pub async fn watch(self: Arc<Self>, interval: Duration) {
+        crate::poll_blocking(self, interval, "authorization policy", |policy| {
+            if let Err(e) = policy.refresh() {
+                tracing::error!(
+                    error = %e,
+                    "authorization policy not reloaded: fix the file; the previous rules still apply"
+                );
+            }
+        })
+        .await
     }
 
     /// The decision, without I/O.
     pub fn decide(&self, namespace: &str, service_account: &str, spec: &str) -> AuthzDecision {
         match self
-            .rules
+            .rules()
             .iter()
             .position(|r| r.allows(namespace, service_account, spec))
         {
@@ -724,6 +776,41 @@ credspec:
         )
         .expect("rules: form");
         assert_eq!(ok.rules().len(), 1);
+    }
+
+    #[test]
+    fn policy_reload_applies_good_versions_and_keeps_rules_on_bad_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("policy.yaml");
+        let rule = |spec: &str| {
+            format!("- {{namespace: web, serviceAccount: frontend, credspecs: [{spec}]}}\n")
+        };
+        std::fs::write(&path, rule("webapp01")).expect("write");
+        let policy = PolicyAuthorizer::load(&path).expect("load");
+        assert!(policy.decide("web", "frontend", "webapp01").allowed);
+        assert!(!policy.refresh().expect("unchanged"));
+
+        // Replaced by a new file (new inode): the new rules apply.
+        let next = dir.path().join("next.yaml");
+        std::fs::write(&next, rule("webapp02")).expect("write");
+        std::fs::rename(&next, &path).expect("rename");
+        assert!(policy.refresh().expect("reloaded"));
+        assert!(!policy.decide("web", "frontend", "webapp01").allowed);
+        assert!(policy.decide("web", "frontend", "webapp02").allowed);
+
+        // A broken version is refused once; the previous rules stay.
+        std::fs::write(&next, "- {namespace: web, serviceaccount: typo}\n").expect("write");
+        std::fs::rename(&next, &path).expect("rename");
+        let err = policy.refresh().expect_err("refused");
+        assert!(err.to_string().contains("policy.yaml"), "{err}");
+        assert!(!policy.refresh().expect("same bad version not re-read"));
+        assert!(policy.decide("web", "frontend", "webapp02").allowed);
+
+        // Deleted: reported once, rules kept.
+        std::fs::remove_file(&path).expect("remove");
+        assert!(policy.refresh().is_err());
+        assert!(!policy.refresh().expect("still gone"));
+        assert!(policy.decide("web", "frontend", "webapp02").allowed);
     }
 
     #[tokio::test]

@@ -394,15 +394,10 @@ impl CertReloader {
 
     /// Checks every `interval` until dropped.
     pub async fn watch(self: Arc<Self>, interval: Duration) {
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            let reloader = self.clone();
-            if let Err(e) = tokio::task::spawn_blocking(move || reloader.check()).await {
-                tracing::error!(error = %e, "certificate check failed");
-            }
-        }
+        crate::poll_blocking(self, interval, "certificate", |reloader| {
+            reloader.check();
+        })
+        .await
     }
 }
 
