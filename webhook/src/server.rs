@@ -181,9 +181,11 @@ async fn track(State(metrics): State<Metrics>, request: Request, next: Next) -> 
     let route = route_of(request.uri().path());
     let method = request.method().clone();
     let version = request.version();
-    metrics.in_flight.inc();
-    let response = next.run(request).await;
-    metrics.in_flight.dec();
+    let response = {
+        // A guard, so a request dropped mid-way (client gone) is still subtracted.
+        let _in_flight = GaugeGuard::hold(&metrics.in_flight);
+        next.run(request).await
+    };
     let status = response.status().as_u16();
     let recorded = response
         .extensions()
@@ -440,8 +442,7 @@ async fn serve_connection(
     metrics: Metrics,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    metrics.connections.inc();
-    let _open = scopeguard(metrics.connections.clone());
+    let _open = GaugeGuard::hold(&metrics.connections);
     let tls = tokio::select! {
         handshake = tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)) => {
             match handshake {
@@ -535,17 +536,20 @@ async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-/// Decrements a gauge when dropped.
+/// Counts one in a gauge while alive.
 struct GaugeGuard(prometheus_client::metrics::gauge::Gauge);
+
+impl GaugeGuard {
+    fn hold(gauge: &prometheus_client::metrics::gauge::Gauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
 
 impl Drop for GaugeGuard {
     fn drop(&mut self) {
         self.0.dec();
     }
-}
-
-fn scopeguard(gauge: prometheus_client::metrics::gauge::Gauge) -> GaugeGuard {
-    GaugeGuard(gauge)
 }
 
 /// Serves `app` over plain HTTP until `shutdown` turns true, draining for at most `grace`.

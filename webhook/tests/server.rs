@@ -453,6 +453,7 @@ async fn metrics_ready_and_live_on_the_admin_port() {
         r#"gmsa_webhook_request_duration_seconds_count{route="mutate"} 2"#,
         "gmsa_webhook_credspecs ",
         "gmsa_webhook_connections 1",
+        "gmsa_webhook_requests_in_flight 0",
         "gmsa_webhook_certificate_not_after_seconds ",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
