@@ -315,6 +315,40 @@ async fn live_lookup_errors_are_unavailable_or_forbidden_never_not_found() {
 }
 
 #[tokio::test]
+async fn names_no_object_can_have_never_reach_the_api_server() {
+    let api = CrdApi::from_capture();
+    let s = synced_store(&api).await;
+    let before = s.server.requests().len();
+    for name in [
+        "",
+        "WebApp01",
+        "a/b",
+        "webapp01/../../../api/v1/namespaces/kube-system/secrets/x",
+        "x?watch=true",
+        "a b",
+    ] {
+        assert_eq!(
+            s.store.get(name, Freshness::Live).await,
+            Ok(SpecLookup::NotFound),
+            "{name:?}"
+        );
+        assert_eq!(
+            s.store.get(name, Freshness::Cached).await,
+            Ok(SpecLookup::NotFound),
+            "{name:?}"
+        );
+    }
+    let after: Vec<_> = s
+        .server
+        .requests()
+        .into_iter()
+        .skip(before)
+        .filter(|r| r.query.as_deref().is_none_or(|q| !q.contains("watch")))
+        .collect();
+    assert!(after.is_empty(), "{after:?}");
+}
+
+#[tokio::test]
 async fn concurrent_live_lookups_of_one_name_share_one_get() {
     let api = CrdApi::from_capture();
     let s = synced_store(&api).await;

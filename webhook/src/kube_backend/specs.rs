@@ -225,6 +225,12 @@ impl KubeSpecStore {
 
     /// One live GET, shared by every concurrent caller asking for the same name.
     async fn live(&self, name: &str) -> Result<SpecLookup, LookupError> {
+        if !is_object_name(name) {
+            // No object can have this name; and kube does not escape names in URLs, so e.g.
+            // `a/../../x` must never become a request path.
+            self.metrics.live("not_found");
+            return Ok(SpecLookup::NotFound);
+        }
         let fut = {
             let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
             match inflight.get(name) {
@@ -280,6 +286,23 @@ async fn fetch(
         Err(_) => Err(LookupError::Unavailable(format!(
             "GET gmsacredentialspecs \"{name}\" did not answer within {timeout:?}"
         ))),
+    }
+}
+
+/// Whether `name` can be the name of a cluster-scoped custom resource: a DNS subdomain
+/// (RFC 1123: at most 253 characters of lower-case letters, digits, `-` and `.`, starting and
+/// ending with a letter or digit).
+fn is_object_name(name: &str) -> bool {
+    let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let bytes = name.as_bytes();
+    match (bytes.first(), bytes.last()) {
+        (Some(&first), Some(&last)) => {
+            bytes.len() <= 253
+                && alnum(first)
+                && alnum(last)
+                && bytes.iter().all(|&c| alnum(c) || c == b'-' || c == b'.')
+        }
+        _ => false,
     }
 }
 
@@ -406,6 +429,30 @@ mod tests {
         match lookup_of(&spec(Some(json!({"b": 1, "a": 2})))) {
             SpecLookup::Found(e) => assert_eq!(&*e.json, r#"{"a":2,"b":1}"#),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_dns_subdomain_names_are_object_names() {
+        let long = "a".repeat(254);
+        for (name, ok) in [
+            ("webapp01", true),
+            ("web-app.01", true),
+            ("a", true),
+            ("", false),
+            ("WebApp01", false),
+            ("-a", false),
+            ("a-", false),
+            ("a/b", false),
+            ("a/../../x", false),
+            ("a?watch=true", false),
+            ("a%2Fb", false),
+            ("a b", false),
+            ("é", false),
+            (long.as_str(), false),
+            (&long[..253], true),
+        ] {
+            assert_eq!(is_object_name(name), ok, "{name:?}");
         }
     }
 
