@@ -124,6 +124,11 @@ pub struct Config {
     #[arg(long, env = "HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub header_read_timeout: Duration,
 
+    /// Most client connections open at once on the HTTPS port; beyond it new connections
+    /// wait in the listen backlog until one closes.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
     /// A connection with no request in flight for this long is closed (HTTP/2 and HTTP/1.1).
     #[arg(long, env = "IDLE_TIMEOUT", default_value = "90s", value_parser = parse_duration)]
     pub idle_timeout: Duration,

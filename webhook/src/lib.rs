@@ -102,6 +102,7 @@ impl Webhook {
             header_read_timeout: config.header_read_timeout,
             idle_timeout: config.idle_timeout,
             shutdown_grace: config.shutdown_grace,
+            max_connections: config.max_connections as usize,
         };
         let readiness = Readiness::new(admitter.clone());
         let registry = Arc::new(registry);

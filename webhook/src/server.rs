@@ -54,6 +54,9 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// How long in-flight requests may take after shutdown starts.
     pub shutdown_grace: Duration,
+    /// Most client connections open at once; beyond it the listener stops accepting until
+    /// one closes (slow or idle clients are cut by the timeouts above).
+    pub max_connections: usize,
 }
 
 /// Whether the process can serve reviews: the spec store is ready and no shutdown started.
@@ -383,9 +386,20 @@ pub async fn serve_tls(
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let mut connections = JoinSet::new();
     let limits = Arc::new(limits);
+    let mut saturated = false;
     loop {
+        let room = connections.len() < limits.max_connections;
+        if room == saturated {
+            saturated = !room;
+            if saturated {
+                tracing::warn!(
+                    max_connections = limits.max_connections,
+                    "connection limit reached; new connections wait in the listen backlog"
+                );
+            }
+        }
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = listener.accept(), if room => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     connections.spawn(serve_connection(

@@ -358,6 +358,41 @@ async fn idle_connections_are_closed() {
 }
 
 #[tokio::test]
+async fn connections_beyond_the_limit_wait_for_a_free_slot() {
+    let f = fixture(&["--max-connections", "2"]).await;
+    let addr = f.webhook.https_addr();
+    let first = f.conn(Proto::H1).await;
+    let mut second = f.conn(Proto::H2).await;
+    // The third TCP connection sits in the backlog: no handshake until a slot frees.
+    let third = tokio::spawn({
+        let ca = f.ca.pem.clone();
+        async move { Conn::open(addr, &ca, Proto::H2).await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !third.is_finished(),
+        "a third connection was served beyond the limit"
+    );
+    // Open connections keep working meanwhile.
+    let reply = second
+        .send(common::request("GET", "/health", None, ""))
+        .await
+        .expect("reply");
+    assert_eq!(reply.status, 204);
+    drop(first);
+    let mut third = tokio::time::timeout(Duration::from_secs(3), third)
+        .await
+        .expect("served once a slot is free")
+        .expect("task");
+    let reply = third
+        .send(common::request("GET", "/health", None, ""))
+        .await
+        .expect("reply");
+    assert_eq!(reply.status, 204);
+    f.webhook.shutdown().await;
+}
+
+#[tokio::test]
 async fn tls_versions_12_and_13_only() {
     let f = fixture(&[]).await;
     let addr = f.webhook.https_addr();
@@ -504,6 +539,7 @@ async fn health_says_why_not_ready() {
         header_read_timeout: Duration::from_secs(1),
         idle_timeout: Duration::from_secs(1),
         shutdown_grace: Duration::from_secs(1),
+        max_connections: 8,
     };
     let app = server::webhook_router(admitter, readiness.clone(), metrics.clone(), limits);
     let admin = server::admin_router(Arc::new(registry), readiness.clone(), metrics);
