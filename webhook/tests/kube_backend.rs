@@ -611,6 +611,21 @@ async fn authorization_call_failures_are_unavailable_not_denials() {
 }
 
 #[tokio::test]
+async fn an_invalid_namespace_never_reaches_the_api_server() {
+    let api = CrdApi::empty();
+    let a = start_authz(&api, AuthzConfig::default()).await;
+    for ns in ["", "Demo", "a/../../x", "a.b"] {
+        match a.authz.may_use(ns, "webapp", "webapp01").await {
+            Err(LookupError::Unavailable(m)) => {
+                assert!(m.contains("not a valid namespace name"), "{m}")
+            }
+            other => panic!("{ns:?}: {other:?}"),
+        }
+    }
+    assert!(a.server.requests().is_empty());
+}
+
+#[tokio::test]
 async fn a_hanging_authorization_call_is_unavailable_within_the_deadline() {
     let api = CrdApi::empty();
     api.fail_always(Route::Lsar, Fault::Hang);

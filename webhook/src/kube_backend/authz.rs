@@ -17,7 +17,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
-use super::{api_status, describe};
+use super::{api_status, describe, is_dns_label};
 use crate::lookup::{Authorizer, AuthzDecision, LookupError};
 
 /// Settings of [`KubeAuthorizer`].
@@ -152,6 +152,13 @@ impl KubeAuthorizer {
         service_account: &str,
         spec: &str,
     ) -> Result<AuthzDecision, LookupError> {
+        if !is_dns_label(namespace) {
+            // The namespace goes into the URL path (kube-rs does not escape it); a real
+            // admission request always carries a valid one.
+            return Err(LookupError::Unavailable(format!(
+                "cannot review access in namespace {namespace:?}: not a valid namespace name"
+            )));
+        }
         let review = access_review(namespace, service_account, spec);
         let api: Api<LocalSubjectAccessReview> = Api::namespaced(self.client.clone(), namespace);
         let what = format!(
