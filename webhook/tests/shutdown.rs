@@ -130,7 +130,9 @@ async fn sigterm_with_reviews_in_flight_loses_none() {
     }
     let mut h2 = Vec::new();
     for i in 0..10 {
-        let body = common::review_gmsa_pod(&format!("h2-{i}"), "webapp01");
+        // webapp02 carries HostAccountConfig.PluginInput: it must never reach the logs.
+        let spec = if i % 2 == 0 { "webapp01" } else { "webapp02" };
+        let body = common::review_gmsa_pod(&format!("h2-{i}"), spec);
         let (tx, response) = h2_in_flight(addr, &ca.pem, body.len()).await;
         let (first, rest) = body.split_at(body.len() / 2);
         tx.unbounded_send(Ok(Frame::data(Bytes::from(first.to_string()))))
@@ -193,6 +195,16 @@ async fn sigterm_with_reviews_in_flight_loses_none() {
     assert!(
         !logs.iter().any(|l| l.contains("busybox")),
         "a request body reached the logs"
+    );
+    assert!(
+        !logs
+            .iter()
+            .any(|l| l.contains("gmsa-plugin-input") || l.contains("PluginInput")),
+        "PluginInput reached the logs"
+    );
+    assert!(
+        logs.iter().any(|l| l.contains(r#""route":"validate""#)),
+        "debug request lines were captured (else the checks above prove nothing)"
     );
 }
 
