@@ -87,15 +87,7 @@ async fn harness_connects_probes_and_cleans_up() {
         );
     let server = FakeApiServer::start(router).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\ncurrent-context: fake\nclusters:\n- name: fake\n  cluster:\n    server: {}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\nusers:\n- name: fake\n  user:\n    token: t\n",
-            server.url()
-        ),
-    )
-    .expect("write kubeconfig");
+    let kubeconfig = server.write_kubeconfig(dir.path());
     // This test is alone in its process (its own test file).
     std::env::set_var("GMSA_E2E_KUBECONFIG", &kubeconfig);
 

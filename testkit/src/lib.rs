@@ -8,6 +8,7 @@
 //! - [`fixture`] / [`fixture_text`]: the captures from real kube-apiserver 1.32 and 1.28
 //!   (copied from `shared/fixtures/apiserver`, see `fixtures/apiserver/README.md`).
 //! - [`status`]: a `metav1.Status` body as the API server sends it with an error code.
+//! - [`eventually`]: polls a condition until it holds, with a limit.
 //! - [`crd_api::CrdApi`]: a stateful fake of the `gmsacredentialspecs` collection (list, watch,
 //!   GET) and of LocalSubjectAccessReviews, with fault injection.
 
@@ -92,6 +93,20 @@ impl FakeApiServer {
         kube::Client::try_from(config).expect("kube client for the fake API server")
     }
 
+    /// Writes a kubeconfig for this server (context `fake`, no credentials) to
+    /// `dir/kubeconfig` and returns its path: for code under test that reads `KUBECONFIG`.
+    pub fn write_kubeconfig(&self, dir: &std::path::Path) -> PathBuf {
+        let path = dir.join("kubeconfig");
+        let text = format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: fake\nclusters:\n- name: fake\n  \
+             cluster:\n    server: {}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    \
+             user: fake\nusers:\n- name: fake\n  user: {{}}\n",
+            self.url()
+        );
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        path
+    }
+
     /// Every request received so far, in order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.requests.lock().map(|r| r.clone()).unwrap_or_default()
@@ -109,6 +124,22 @@ impl FakeApiServer {
 impl Drop for FakeApiServer {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// Polls `cond` every 10 ms until it holds; panics naming `what` after `limit`.
+pub async fn eventually<F, Fut>(what: &str, limit: std::time::Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    while !cond().await {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting until {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
 

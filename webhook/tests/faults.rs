@@ -91,19 +91,12 @@ async fn synced_rig(api: &CrdApi) -> Rig {
     r
 }
 
-async fn eventually<F, Fut>(what: &str, mut cond: F)
+async fn eventually<F, Fut>(what: &str, cond: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let start = Instant::now();
-    while !cond().await {
-        assert!(
-            start.elapsed() < Duration::from_secs(4),
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    gmsa_testkit::eventually(what, Duration::from_secs(8), cond).await
 }
 
 fn body(rel: &str) -> Vec<u8> {

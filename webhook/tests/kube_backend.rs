@@ -52,17 +52,23 @@ async fn synced_store(api: &CrdApi) -> Store {
     s
 }
 
-/// Polls `cond` every 10 ms until it holds, failing after [`WAIT`].
-async fn eventually<F, Fut>(what: &str, mut cond: F)
+/// Polls `cond` until it holds, failing after [`WAIT`].
+async fn eventually<F, Fut>(what: &str, cond: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let start = Instant::now();
-    while !cond().await {
-        assert!(start.elapsed() < WAIT, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    gmsa_testkit::eventually(what, WAIT, cond).await
+}
+
+/// Asserts the registry's text exposition has this exact sample line.
+fn assert_metric(registry: &Registry, sample: &str) {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, registry).expect("encode metrics");
+    assert!(
+        text.lines().any(|l| l == sample),
+        "no {sample:?} in:\n{text}"
+    );
 }
 
 fn found(value: Value) -> SpecLookup {
@@ -74,12 +80,6 @@ async fn cached(store: &KubeSpecStore, name: &str) -> SpecLookup {
         .get(name, Freshness::Cached)
         .await
         .expect("cached lookup")
-}
-
-fn metrics_text(registry: &Registry) -> String {
-    let mut out = String::new();
-    prometheus_client::encoding::text::encode(&mut out, registry).expect("encode metrics");
-    out
 }
 
 // ---- credspec cache ----------------------------------------------------------------------
@@ -100,10 +100,9 @@ async fn cache_syncs_from_the_captured_list_and_answers_from_memory() {
     assert_eq!(s.server.count("GET", &spec_path("webapp01")), 0);
     assert_eq!(s.server.count("GET", &spec_path("nope")), 0);
     assert_eq!(api.calls(Route::List), 1);
-    let text = metrics_text(&s.registry);
-    assert!(
-        text.contains("gmsa_webhook_spec_watch_events_total{event=\"listed\"} 1"),
-        "{text}"
+    assert_metric(
+        &s.registry,
+        "gmsa_webhook_spec_watch_events_total{event=\"listed\"} 1",
     );
 }
 
@@ -303,14 +302,13 @@ async fn live_lookup_errors_are_unavailable_or_forbidden_never_not_found() {
         s.store.get("webapp01", Freshness::Live).await,
         Ok(found(captured_credspec()))
     );
-    let text = metrics_text(&s.registry);
-    assert!(
-        text.contains("gmsa_webhook_spec_live_gets_total{result=\"error\"} 5"),
-        "{text}"
+    assert_metric(
+        &s.registry,
+        "gmsa_webhook_spec_live_gets_total{result=\"error\"} 5",
     );
-    assert!(
-        text.contains("gmsa_webhook_spec_live_gets_total{result=\"found\"} 2"),
-        "{text}"
+    assert_metric(
+        &s.registry,
+        "gmsa_webhook_spec_live_gets_total{result=\"found\"} 2",
     );
 }
 
@@ -412,11 +410,7 @@ async fn watch_relists_after_410_gone_and_drops_what_was_deleted_meanwhile() {
     .await;
     assert_eq!(api.calls(Route::List), 2, "exactly one re-list");
     assert!(s.store.ready().is_ok(), "stays ready through the re-list");
-    let text = metrics_text(&s.registry);
-    assert!(
-        text.contains("gmsa_webhook_spec_watch_restarts_total 1"),
-        "{text}"
-    );
+    assert_metric(&s.registry, "gmsa_webhook_spec_watch_restarts_total 1");
 }
 
 #[tokio::test]
@@ -599,14 +593,13 @@ async fn authorization_call_failures_are_unavailable_not_denials() {
         .expect("recovered");
     assert!(d.allowed);
     assert_eq!(api.calls(Route::Lsar), retried + 4);
-    let text = metrics_text(&a.registry);
-    assert!(
-        text.contains("gmsa_webhook_authz_calls_total{result=\"error\"} 4"),
-        "{text}"
+    assert_metric(
+        &a.registry,
+        "gmsa_webhook_authz_calls_total{result=\"error\"} 4",
     );
-    assert!(
-        text.contains("gmsa_webhook_authz_calls_total{result=\"allowed\"} 1"),
-        "{text}"
+    assert_metric(
+        &a.registry,
+        "gmsa_webhook_authz_calls_total{result=\"allowed\"} 1",
     );
 }
 
@@ -692,15 +685,8 @@ async fn answers_are_reused_within_their_ttl_and_asked_again_after() {
             .allowed
     );
     assert_eq!(api.calls(Route::Lsar), 7);
-    let text = metrics_text(&a.registry);
-    assert!(
-        text.contains("gmsa_webhook_authz_cache_hits_total 9"),
-        "{text}"
-    );
-    assert!(
-        text.contains("gmsa_webhook_authz_cache_misses_total 7"),
-        "{text}"
-    );
+    assert_metric(&a.registry, "gmsa_webhook_authz_cache_hits_total 9");
+    assert_metric(&a.registry, "gmsa_webhook_authz_cache_misses_total 7");
 }
 
 #[tokio::test]
@@ -785,15 +771,8 @@ async fn a_cold_burst_across_100_service_accounts_makes_one_call_each() {
         "one access review per service account"
     );
     assert!(took < Duration::from_secs(2), "{took:?}");
-    let text = metrics_text(&a.registry);
-    assert!(
-        text.contains("gmsa_webhook_authz_cache_misses_total 100"),
-        "{text}"
-    );
-    assert!(
-        text.contains("gmsa_webhook_authz_cache_hits_total 1900"),
-        "{text}"
-    );
+    assert_metric(&a.registry, "gmsa_webhook_authz_cache_misses_total 100");
+    assert_metric(&a.registry, "gmsa_webhook_authz_cache_hits_total 1900");
 }
 
 #[tokio::test]
