@@ -76,6 +76,8 @@ pub struct Row {
     pub server_cpu_s: f64,
     /// Peak RSS of the server (VmHWM), KiB.
     pub peak_rss_kib: u64,
+    /// RSS of the server at the end of the run (VmRSS), KiB.
+    pub rss_kib: u64,
     /// API calls during the measured window.
     pub api_calls: u64,
 }
@@ -295,6 +297,7 @@ mod tests {
             },
             server_cpu_s: 2.0,
             peak_rss_kib: 10 * 1024,
+            rss_kib: 9 * 1024,
             api_calls: 5,
         };
         assert_eq!(row.rate(), 20_000.0);

@@ -76,6 +76,10 @@ struct Args {
     /// A line about the conditions, printed in the report (e.g. "measured while other builds ran").
     #[arg(long)]
     note: Option<String>,
+    /// Run the server, the fake API server and wrk at this niceness (e.g. -19, as root) so
+    /// that other work on a shared machine preempts them less; said in the report.
+    #[arg(long, allow_hyphen_values = true)]
+    nice: Option<i32>,
     /// Keep the work directory (bodies, scripts, server logs) and print where it is.
     #[arg(long)]
     keep: bool,
@@ -379,6 +383,7 @@ fn run_cell(env: &Env, cell: &Cell) -> anyhow::Result<(Row, Counters, Duration)>
         Server::Webhook => {
             let kubeconfig = dir.join("kubeconfig");
             let mut fake = spawn_pinned(
+                env,
                 env.args.load_core,
                 &env.fakeapi,
                 &[
@@ -421,6 +426,7 @@ fn run_cell(env: &Env, cell: &Cell) -> anyhow::Result<(Row, Counters, Duration)>
             args.extend(env.args.webhook_args.iter().cloned());
             let log = dir.join("webhook.log");
             let mut proc = spawn_pinned(
+                env,
                 env.args.server_core,
                 &env.webhook,
                 &args,
@@ -432,6 +438,7 @@ fn run_cell(env: &Env, cell: &Cell) -> anyhow::Result<(Row, Counters, Duration)>
         }
         Server::Null => {
             let mut proc = spawn_pinned(
+                env,
                 env.args.server_core,
                 &env.null,
                 &[
@@ -476,6 +483,7 @@ fn run_cell(env: &Env, cell: &Cell) -> anyhow::Result<(Row, Counters, Duration)>
     let cpu_after = cpu_ticks(server.pid())?;
     let counters_after = fake_counters(fake_url.as_ref().map(|(u, _)| u.as_str()))?;
     let peak_rss_kib = status_kib(server.pid(), "VmHWM")?;
+    let rss_kib = status_kib(server.pid(), "VmRSS")?;
     if let Some(status) = server.exited() {
         bail!("the server exited during the run ({status})");
     }
@@ -496,6 +504,7 @@ fn run_cell(env: &Env, cell: &Cell) -> anyhow::Result<(Row, Counters, Duration)>
         wrk,
         server_cpu_s: cpu_after.saturating_sub(cpu_before) as f64 / env.clk_tck,
         peak_rss_kib,
+        rss_kib,
         api_calls: window.total,
     };
     Ok((row, window, ready_after))
@@ -598,9 +607,7 @@ fn run_wrk(
     url: &str,
     stop_file: Option<&Path>,
 ) -> anyhow::Result<WrkResult> {
-    let mut child = Command::new("taskset")
-        .arg("-c")
-        .arg(env.args.load_core.to_string())
+    let mut child = pinned(env, env.args.load_core)
         .arg(&env.args.wrk)
         .arg("-t1")
         .arg(format!("-c{concurrency}"))
@@ -649,15 +656,31 @@ fn run_wrk(
     })
 }
 
+/// `taskset -c CORE ...`, under `nice -n N` when `--nice` was given (both exec the program:
+/// the child's pid is the program's).
+fn pinned(env: &Env, core: u32) -> Command {
+    let mut cmd = match env.args.nice {
+        Some(n) => {
+            let mut cmd = Command::new("nice");
+            cmd.arg("-n").arg(n.to_string()).arg("taskset");
+            cmd
+        }
+        None => Command::new("taskset"),
+    };
+    cmd.arg("-c").arg(core.to_string());
+    cmd
+}
+
 fn spawn_pinned(
+    env: &Env,
     core: u32,
     program: &Path,
     args: &[String],
     envs: &[(&str, String)],
     log: Option<&Path>,
 ) -> anyhow::Result<Proc> {
-    let mut cmd = Command::new("taskset");
-    cmd.arg("-c").arg(core.to_string()).arg(program).args(args);
+    let mut cmd = pinned(env, core);
+    cmd.arg(program).args(args);
     // Never let an in-cluster configuration win over the fake's kubeconfig.
     cmd.env_remove("KUBERNETES_SERVICE_HOST")
         .env_remove("KUBERNETES_SERVICE_PORT");
@@ -863,6 +886,11 @@ fn report(
         env.args.load_core,
         wrk_version(&env.args.wrk),
     ));
+    if let Some(n) = env.args.nice {
+        out.push_str(&format!(
+            "\nServer, fake API server and wrk ran at niceness {n} (`--nice {n}`) to be preempted less by other work.\n"
+        ));
+    }
     if let Some(note) = &env.args.note {
         out.push_str(&format!("\n**Conditions: {note}.**\n"));
     }
@@ -887,16 +915,17 @@ fn report(
         ));
     }
     if !memory.is_empty() {
-        out.push_str("\n### Memory with a large cache\n\n| specs | ready after | req/s | p99 | errors | peak RSS |\n|---:|---:|---:|---:|---:|---:|\n");
+        out.push_str("\n### Memory with a large cache\n\n| specs | ready after | req/s | p99 | errors | peak RSS | RSS at the end |\n|---:|---:|---:|---:|---:|---:|---:|\n");
         for m in memory {
             out.push_str(&format!(
-                "| {} | {:.2} s | {:.0} | {} | {} | {:.1} MiB |\n",
+                "| {} | {:.2} s | {:.0} | {} | {} | {:.1} MiB | {:.1} MiB |\n",
                 m.specs,
                 m.ready_after.as_secs_f64(),
                 m.row.rate(),
                 fmt_ms(m.row.wrk.p99_us),
                 m.row.errors(),
-                m.row.peak_rss_kib as f64 / 1024.0
+                m.row.peak_rss_kib as f64 / 1024.0,
+                m.row.rss_kib as f64 / 1024.0
             ));
         }
     }
