@@ -3,9 +3,10 @@
 //!
 //! Mount [`CrdApi::router`] in a [`crate::FakeApiServer`] (merge it with other routes if a test
 //! needs more) and drive it from the test:
-//! - the collection: list with `metadata.resourceVersion`; watch from a resourceVersion streaming
-//!   `ADDED`/`MODIFIED`/`DELETED`/`BOOKMARK` lines; `ERROR 410 Expired` for a resourceVersion
-//!   older than the last [`CrdApi::compact`]; GET by name (200, 404 like the capture);
+//! - the collection: list with `metadata.resourceVersion` (pages by `limit`/`continue`); watch
+//!   from a resourceVersion streaming `ADDED`/`MODIFIED`/`DELETED`/`BOOKMARK` lines;
+//!   `ERROR 410 Expired` for a resourceVersion older than the last [`CrdApi::compact`]; GET by
+//!   name (200, 404 like the capture);
 //! - mutations ([`CrdApi::apply`], [`CrdApi::delete`], [`CrdApi::bookmark`]) reach open watches;
 //!   [`CrdApi::break_watches`] ends every open watch stream cleanly;
 //! - access reviews answered per (namespace, service account, spec) ([`CrdApi::set_authz`]),
@@ -491,12 +492,30 @@ fn query_map(q: Option<&str>) -> HashMap<String, String> {
         .collect()
 }
 
-fn list_value(inner: &Inner) -> Value {
+/// One page of the list: `limit` objects (all when absent or 0) after the `continue` token,
+/// which is the name of the last object of the previous page. Later pages see the collection
+/// as it is when they are asked for (the real API server serves them from one snapshot).
+fn list_value(inner: &Inner, query: &HashMap<String, String>) -> Value {
+    let limit = query
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|&l| l > 0)
+        .unwrap_or(usize::MAX);
+    let after = query.get("continue").filter(|c| !c.is_empty());
+    let mut rest = inner
+        .objects
+        .iter()
+        .filter(|(name, _)| after.is_none_or(|a| name.as_str() > a.as_str()));
+    let page: Vec<(&String, &Value)> = rest.by_ref().take(limit).collect();
+    let next = match (page.last(), rest.next()) {
+        (Some((last, _)), Some(_)) => last.to_string(),
+        _ => String::new(),
+    };
     json!({
         "apiVersion": "windows.k8s.io/v1",
         "kind": "GMSACredentialSpecList",
-        "metadata": {"continue": "", "resourceVersion": inner.rv.to_string()},
-        "items": inner.objects.values().cloned().collect::<Vec<_>>(),
+        "metadata": {"continue": next, "resourceVersion": inner.rv.to_string()},
+        "items": page.into_iter().map(|(_, o)| o.clone()).collect::<Vec<_>>(),
     })
 }
 
@@ -505,11 +524,11 @@ async fn collection(State(api): State<CrdApi>, RawQuery(q): RawQuery) -> Respons
     let watching = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
     if !watching {
         let fault = api.begin(Route::List);
-        let snapshot = list_value(&api.lock());
+        let snapshot = list_value(&api.lock(), &query);
         if let Some(r) = apply_fault(fault, Route::List, None, || snapshot).await {
             return r;
         }
-        return crate::json(&list_value(&api.lock()));
+        return crate::json(&list_value(&api.lock(), &query));
     }
     let fault = api.begin(Route::Watch);
     if let Some(r) = apply_fault(

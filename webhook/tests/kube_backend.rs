@@ -107,6 +107,21 @@ async fn cache_syncs_from_the_captured_list_and_answers_from_memory() {
 }
 
 #[tokio::test]
+async fn a_large_collection_syncs_page_by_page() {
+    let api = CrdApi::empty();
+    for i in 0..1200 {
+        api.apply(&format!("spec{i:04}"), Some(json!({"n": i})));
+    }
+    let s = synced_store(&api).await;
+    assert_eq!(s.store.len(), 1200);
+    assert_eq!(api.calls(Route::List), 3, "pages of 500");
+    assert_eq!(
+        cached(&s.store, "spec1199").await,
+        found(json!({"n": 1199}))
+    );
+}
+
+#[tokio::test]
 async fn not_ready_says_why_and_only_live_lookups_answer_until_synced() {
     let api = CrdApi::from_capture();
     api.fail_always(Route::List, Fault::Status(403));
