@@ -331,8 +331,9 @@ pub fn run(target: &Target<'_>, mut check: impl FnMut(Input<'_>)) -> Stats {
     }
     stats.peak_rss_kib = peak_rss_kib();
     eprintln!(
-        "fuzz {}: {} inputs ({} corpus) in {:.1}s, seed {}, slowest {:?}, peak RSS {} MiB",
+        "fuzz {} ({}): {} inputs ({} corpus) in {:.1}s, seed {}, slowest {:?}, peak RSS {} MiB",
         target.name,
+        std::thread::current().name().unwrap_or("main"),
         stats.inputs,
         stats.corpus,
         started.elapsed().as_secs_f64(),
