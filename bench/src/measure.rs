@@ -38,7 +38,8 @@ pub struct WrkResult {
     pub max_us: f64,
     /// Socket errors (connect, read, write), HTTP statuses above 399 and timeouts.
     pub transport_errors: u64,
-    /// 2xx answers whose review was not `"allowed":true`.
+    /// 200 answers whose review was not `"allowed":true` (or, for a mutate of a GMSA pod at
+    /// creation, had no `"patch"`).
     pub not_allowed: u64,
     /// CPU seconds wrk itself used (`os.clock()`), to see a saturated load generator.
     pub cpu_s: f64,

@@ -375,8 +375,15 @@ fn run_cell(env: &Env, cell: &Cell) -> anyhow::Result<(Row, Counters, Duration)>
     }
     let script = dir.join("load.lua");
     let stop_file = dir.join("limit-reached");
-    std::fs::write(&script, wrk_script(&files, cell.limit, &stop_file))
-        .context("write the wrk script")?;
+    // A mutate of a GMSA pod at creation must come back with a patch, not just "allowed".
+    let expect_patch =
+        cell.kind == Kind::Mutate && matches!(cell.case, Case::PodGmsa | Case::ThreeContainers);
+    let expect_patch = expect_patch && cell.server == Server::Webhook;
+    std::fs::write(
+        &script,
+        wrk_script(&files, cell.limit, &stop_file, expect_patch),
+    )
+    .context("write the wrk script")?;
 
     let https_port = free_port()?;
     let (fake, fake_url) = match cell.server {
@@ -529,7 +536,7 @@ fn diff(before: &Counters, after: &Counters) -> Counters {
     }
 }
 
-fn wrk_script(files: &[PathBuf], limit: u64, stop_file: &Path) -> String {
+fn wrk_script(files: &[PathBuf], limit: u64, stop_file: &Path, expect_patch: bool) -> String {
     let list: Vec<String> = files
         .iter()
         .map(|f| format!("{:?}", f.display().to_string()))
@@ -541,6 +548,7 @@ wrk.headers["Content-Type"] = "application/json"
 local files = {{ {files} }}
 local limit = {limit}
 local stop_file = {stop_file:?}
+local expect_patch = {expect_patch}
 local reqs = {{}}
 local threads = {{}}
 completed = 0
@@ -568,7 +576,8 @@ end
 
 function response(status, headers, body)
   completed = completed + 1
-  if status == 200 and not string.find(body, '"allowed":true', 1, true) then
+  if status == 200 and (not string.find(body, '"allowed":true', 1, true)
+      or (expect_patch and not string.find(body, '"patch":', 1, true))) then
     not_allowed = not_allowed + 1
   end
   if limit > 0 and completed == limit then
