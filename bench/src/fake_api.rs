@@ -1,23 +1,21 @@
-//! The benchmark's fake Kubernetes API server: testkit's [`CrdApi`] (spec GET and watch,
-//! LocalSubjectAccessReview) filled with realistic specs, every answer after a configurable
-//! delay, plus a paginated list (`limit`/`continue`, as the real API server pages large
-//! collections), `/version` and discovery. Counts every call; `GET /_bench/counters` returns
-//! the counts as JSON ([`Counters`]).
+//! The benchmark's fake Kubernetes API server: testkit's [`CrdApi`] (paginated list, watch,
+//! spec GET, LocalSubjectAccessReview) filled with realistic specs, every answer but the watch
+//! stream after a configurable delay, plus `/version` and discovery. Counts every call;
+//! `GET /_bench/counters` returns the counts as JSON ([`Counters`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::{StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use gmsa_testkit::crd_api::{AuthzAnswer, CrdApi, Fault, Route, SPECS_PATH};
+use gmsa_testkit::crd_api::{AuthzAnswer, CrdApi, Fault, Route};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tower::ServiceExt;
 
 use crate::bodies::{service_account, spec_name, spec_object, NAMESPACE, SPEC_NAMES};
 
@@ -61,17 +59,13 @@ impl Counters {
 
 struct Fake {
     api: CrdApi,
-    api_router: Router,
     delay: Duration,
-    /// Each spec serialized once (as the CrdApi holds it); list pages are joined from these.
-    items: Vec<String>,
-    list_rv: u64,
-    list_calls: AtomicU64,
     other_calls: AtomicU64,
 }
 
 impl Fake {
-    async fn delay(&self) {
+    async fn other_call(&self) {
+        self.other_calls.fetch_add(1, Ordering::SeqCst);
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
@@ -93,7 +87,7 @@ impl Fake {
         let mut c = Counters {
             total: 0,
             get: calls(Route::Get),
-            list: self.list_calls.load(Ordering::SeqCst),
+            list: calls(Route::List),
             watch: calls(Route::Watch),
             lsar: calls(Route::Lsar),
             other: self.other_calls.load(Ordering::SeqCst),
@@ -107,14 +101,8 @@ impl Fake {
 /// The fake's routes over `config`.
 pub fn router(config: FakeConfig) -> Router {
     let api = CrdApi::empty();
-    let count = config.specs.max(SPEC_NAMES.len());
-    let mut items = Vec::with_capacity(count);
-    for i in 0..count {
-        let name = spec_name(i);
-        let mut object = spec_object(&name, i);
-        let rv = api.apply_object(object.clone());
-        object["metadata"]["resourceVersion"] = json!(rv.to_string());
-        items.push(object.to_string());
+    for i in 0..config.specs.max(SPEC_NAMES.len()) {
+        api.apply_object(spec_object(&spec_name(i), i));
     }
     for i in 0..config.service_accounts.max(1) {
         let sa = service_account(i, config.service_accounts);
@@ -130,40 +118,22 @@ pub fn router(config: FakeConfig) -> Router {
         }
     }
     if !config.delay.is_zero() {
-        api.fail_always(Route::Get, Fault::Delay(config.delay));
-        api.fail_always(Route::Lsar, Fault::Delay(config.delay));
+        for route in [Route::List, Route::Get, Route::Lsar] {
+            api.fail_always(route, Fault::Delay(config.delay));
+        }
     }
-    let list_rv = api.resource_version();
     let fake = Arc::new(Fake {
-        api_router: api.router().fallback(unknown),
-        api,
+        api: api.clone(),
         delay: config.delay,
-        items,
-        list_rv,
-        list_calls: AtomicU64::new(0),
         other_calls: AtomicU64::new(0),
     });
-    let fallback = {
-        let fake = fake.clone();
-        move |req: Request| {
-            let fake = fake.clone();
-            async move { delegate(&fake, req).await }
-        }
-    };
-    Router::new()
-        .route(SPECS_PATH, get(list_or_watch))
+    let extra = Router::new()
         .route("/version", get(version))
         .route("/apis/windows.k8s.io/v1", get(discovery))
         .route("/_bench/counters", get(counters))
-        .fallback(fallback)
-        .with_state(fake)
-}
-
-async fn delegate(fake: &Fake, req: Request) -> Response {
-    match fake.api_router.clone().oneshot(req).await {
-        Ok(response) => response,
-        Err(never) => match never {},
-    }
+        .fallback(unknown)
+        .with_state(fake);
+    api.router().merge(extra)
 }
 
 async fn counters(State(fake): State<Arc<Fake>>) -> Response {
@@ -171,20 +141,19 @@ async fn counters(State(fake): State<Arc<Fake>>) -> Response {
 }
 
 async fn version(State(fake): State<Arc<Fake>>) -> Response {
-    fake.other_calls.fetch_add(1, Ordering::SeqCst);
-    fake.delay().await;
+    fake.other_call().await;
     gmsa_testkit::json(&gmsa_testkit::fixture("k8s-1.32/api/version.json"))
 }
 
 async fn discovery(State(fake): State<Arc<Fake>>) -> Response {
-    fake.other_calls.fetch_add(1, Ordering::SeqCst);
-    fake.delay().await;
+    fake.other_call().await;
     gmsa_testkit::json(&gmsa_testkit::fixture(
         "k8s-1.32/api/discovery-windows.k8s.io-v1.json",
     ))
 }
 
-async fn unknown(uri: Uri) -> Response {
+async fn unknown(State(fake): State<Arc<Fake>>, uri: Uri) -> Response {
+    fake.other_call().await;
     eprintln!("fake API server: no route for {uri}");
     gmsa_testkit::status(
         StatusCode::NOT_FOUND,
@@ -193,58 +162,10 @@ async fn unknown(uri: Uri) -> Response {
     )
 }
 
-async fn list_or_watch(State(fake): State<Arc<Fake>>, req: Request) -> Response {
-    let query: HashMap<String, String> = req
-        .uri()
-        .query()
-        .unwrap_or_default()
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    if matches!(query.get("watch").map(String::as_str), Some("true" | "1")) {
-        return delegate(&fake, req).await;
-    }
-    fake.list_calls.fetch_add(1, Ordering::SeqCst);
-    fake.delay().await;
-    let start: usize = query
-        .get("continue")
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let limit: usize = query
-        .get("limit")
-        .and_then(|l| l.parse().ok())
-        .filter(|&l| l > 0)
-        .unwrap_or(usize::MAX);
-    let end = start.saturating_add(limit).min(fake.items.len());
-    let start = start.min(end);
-    let next = if end < fake.items.len() {
-        format!(
-            ",\"continue\":\"{end}\",\"remainingItemCount\":{}",
-            fake.items.len() - end
-        )
-    } else {
-        String::new()
-    };
-    let body = format!(
-        "{{\"apiVersion\":\"windows.k8s.io/v1\",\"kind\":\"GMSACredentialSpecList\",\"metadata\":{{\"resourceVersion\":\"{}\"{next}}},\"items\":[{}]}}",
-        fake.list_rv,
-        fake.items[start..end].join(",")
-    );
-    (StatusCode::OK, [("content-type", "application/json")], body).into_response()
-}
-
-/// A kubeconfig naming the fake at `url` (plain HTTP, no credentials), for
-/// `KUBECONFIG=...` in the webhook's environment.
-pub fn kubeconfig(url: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: bench\n  cluster:\n    server: {url}\ncontexts:\n- name: bench\n  context:\n    cluster: bench\n    user: bench\n    namespace: default\ncurrent-context: bench\nusers:\n- name: bench\n  user:\n    token: bench\n"
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gmsa_testkit::crd_api::SPECS_PATH;
     use gmsa_testkit::FakeApiServer;
     use serde_json::Value;
 
@@ -272,16 +193,24 @@ mod tests {
         )
         .await;
         assert_eq!(page["items"].as_array().map(Vec::len), Some(2));
-        assert_eq!(page["metadata"]["continue"], "2");
+        let token = page["metadata"]["continue"]
+            .as_str()
+            .expect("a continue token")
+            .to_string();
         let last = call(
             &server,
-            axum::http::Request::get(format!("{SPECS_PATH}?limit=2&continue=4"))
+            axum::http::Request::get(format!("{SPECS_PATH}?limit=10&continue={token}"))
                 .body(Vec::new())
                 .expect("req"),
         )
         .await;
-        assert_eq!(last["items"][0]["metadata"]["name"], "bench-spec-00004");
-        assert!(last["metadata"].get("continue").is_none());
+        assert_eq!(
+            last["items"].as_array().map(Vec::len),
+            Some(3),
+            "5 specs in all"
+        );
+        assert_eq!(last["items"][2]["metadata"]["name"], "webapp03");
+        assert_eq!(last["metadata"]["continue"], "");
 
         let spec = call(
             &server,

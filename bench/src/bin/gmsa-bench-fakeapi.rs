@@ -19,9 +19,9 @@ struct Args {
     /// 1, else `sa-000`, `sa-001`, ... Reviews for anyone else answer "not allowed".
     #[arg(long, default_value_t = 1)]
     service_accounts: usize,
-    /// Also write a kubeconfig naming this server to this file.
+    /// Also write a kubeconfig naming this server as `DIR/kubeconfig`.
     #[arg(long)]
-    kubeconfig: Option<std::path::PathBuf>,
+    kubeconfig_dir: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -37,9 +37,8 @@ async fn main() -> anyhow::Result<()> {
         service_accounts: args.service_accounts,
     }))
     .await;
-    if let Some(path) = &args.kubeconfig {
-        std::fs::write(path, gmsa_bench::fake_api::kubeconfig(&server.url()))
-            .map_err(|e| anyhow::anyhow!("write kubeconfig {}: {e}", path.display()))?;
+    if let Some(dir) = &args.kubeconfig_dir {
+        server.write_kubeconfig(dir);
     }
     println!("READY {}", server.url());
     std::future::pending::<()>().await;
