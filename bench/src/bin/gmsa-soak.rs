@@ -383,7 +383,8 @@ struct Record {
 #[derive(Default)]
 struct Log {
     records: Vec<Record>,
-    errors: BTreeMap<String, u64>,
+    /// Errors by (started after SIGTERM, message).
+    errors: BTreeMap<(bool, String), u64>,
     served_by_label: BTreeMap<&'static str, u64>,
 }
 
@@ -405,11 +406,12 @@ impl Ctx {
 
     fn record(&self, phase: Phase, start: Duration, outcome: Result<&'static str, String>) {
         let took = self.now().saturating_sub(start);
+        let after_sigterm = lock(&self.sigterm_at).is_some_and(|at| start >= at);
         let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
         let ok = outcome.is_ok();
         match outcome {
             Ok(label) => *log.served_by_label.entry(label).or_default() += 1,
-            Err(e) => *log.errors.entry(e).or_default() += 1,
+            Err(e) => *log.errors.entry((after_sigterm, e)).or_default() += 1,
         }
         log.records.push(Record {
             phase,
@@ -1170,9 +1172,24 @@ async fn soak(args: &Args) -> anyhow::Result<(String, usize)> {
             .collect::<Vec<_>>()
             .join(", ")
     )?;
-    if !log_data.errors.is_empty() {
-        writeln!(out, "\nErrors (all phases, including after SIGTERM):")?;
-        for (e, n) in &log_data.errors {
+    for (after, title) in [
+        (false, "Errors before SIGTERM"),
+        (
+            true,
+            "Errors of reviews started after SIGTERM (listener closing: expected)",
+        ),
+    ] {
+        let errors: Vec<_> = log_data
+            .errors
+            .iter()
+            .filter(|((a, _), _)| *a == after)
+            .collect();
+        writeln!(
+            out,
+            "\n{title}: {}",
+            if errors.is_empty() { "none" } else { "" }
+        )?;
+        for ((_, e), n) in errors {
             writeln!(out, "- {n} × {e}")?;
         }
     }
@@ -1435,6 +1452,19 @@ async fn soak(args: &Args) -> anyhow::Result<(String, usize)> {
     writeln!(
         out,
         "- webhook log: {reloaded} `certificate reloaded`, {refused} `new certificate/key refused` lines"
+    )?;
+    writeln!(
+        out,
+        "\nFaults injected: {} certificate rotations, {} broken pairs, {} slowloris and {} \
+         body-trickling connections, {} idle connections, {} oversized bodies, {} old-TLS \
+         handshakes, 1 SIGTERM under saturation; reviews served: {served}.",
+        rotation_delays.len(),
+        broken_results.len(),
+        lock(&slow_stats).opened,
+        lock(&trickle_stats).opened,
+        idle.len(),
+        oversized_results.len(),
+        old_tls.iter().filter(|(_, r)| r.is_some()).count(),
     )?;
 
     writeln!(out, "\n#### Checks\n")?;
