@@ -202,6 +202,12 @@ impl Verdict {
         }
     }
 
+    /// Adds a note in brackets after the measured value (e.g. which cell was the worst).
+    pub fn noted(mut self, note: &str) -> Self {
+        self.measured.push_str(&format!(" ({note})"));
+        self
+    }
+
     /// Checks `measured >= limit`.
     pub fn at_least(target: &str, measured: f64, limit: f64, unit: &str) -> Self {
         Self {
@@ -316,14 +322,14 @@ mod tests {
 
     #[test]
     fn verdicts_say_by_how_much_a_target_is_missed() {
-        let ok = Verdict::at_most("CPU per review <= 25 µs", 20.5, 25.0, "µs");
+        let ok = Verdict::at_most("CPU per review <= 25 µs", 20.5, 25.0, "µs").noted("worst: a");
         assert!(ok.met);
         let slow = Verdict::at_least(">= 20000 req/s", 5000.0, 20000.0, "req/s");
         assert!(!slow.met);
         assert_eq!(slow.ratio, 4.0);
         let table = render_verdicts(&[ok, slow]);
         assert!(
-            table.contains("| CPU per review <= 25 µs | 20.50 µs | met |"),
+            table.contains("| CPU per review <= 25 µs | 20.50 µs (worst: a) | met |"),
             "{table}"
         );
         assert!(

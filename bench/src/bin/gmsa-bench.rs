@@ -973,25 +973,25 @@ fn verdicts(rows: &[Row], burst: Option<&Burst>, memory: &[Memory]) -> Vec<Verdi
         .find(|r| r.server == "null" && r.concurrency == 32)
         .map(Row::cpu_us_per_review);
     if let Some((cpu, at)) = worst(no_gmsa.clone(), &Row::cpu_us_per_review, true) {
-        let mut verdict = Verdict::at_most(
-            "pod without GMSA: webhook CPU <= 25 µs/review",
-            cpu,
-            25.0,
-            "µs",
+        v.push(
+            Verdict::at_most(
+                "pod without GMSA: webhook CPU <= 25 µs/review",
+                cpu,
+                25.0,
+                "µs",
+            )
+            .noted(&format!("worst: {at}")),
         );
-        verdict.measured.push_str(&format!(" (worst: {at})"));
-        v.push(verdict);
         if let Some(null) = null_cpu {
-            let mut verdict = Verdict::at_most(
-                "pod without GMSA: CPU within 2x of the null server",
-                cpu / null,
-                2.0,
-                "x",
+            v.push(
+                Verdict::at_most(
+                    "pod without GMSA: CPU within 2x of the null server",
+                    cpu / null,
+                    2.0,
+                    "x",
+                )
+                .noted(&format!("{cpu:.1} vs {null:.1} µs")),
             );
-            verdict
-                .measured
-                .push_str(&format!(" ({cpu:.1} vs {null:.1} µs)"));
-            v.push(verdict);
         }
     }
     let gmsa: Vec<&Row> = rows
@@ -1000,14 +1000,15 @@ fn verdicts(rows: &[Row], burst: Option<&Burst>, memory: &[Memory]) -> Vec<Verdi
         .filter(|r| r.case != "no-gmsa")
         .collect();
     if let Some((calls, at)) = worst(gmsa.clone(), &Row::api_calls_per_review, true) {
-        let mut verdict = Verdict::at_most(
-            "GMSA pods, steady state: 0 API calls/review",
-            calls,
-            0.0,
-            "calls/review",
+        v.push(
+            Verdict::at_most(
+                "GMSA pods, steady state: 0 API calls/review",
+                calls,
+                0.0,
+                "calls/review",
+            )
+            .noted(&format!("worst: {at}")),
         );
-        verdict.measured.push_str(&format!(" (worst: {at})"));
-        v.push(verdict);
     }
     let c1_d2: Vec<&Row> = gmsa
         .iter()
@@ -1015,14 +1016,15 @@ fn verdicts(rows: &[Row], burst: Option<&Burst>, memory: &[Memory]) -> Vec<Verdi
         .filter(|r| r.concurrency == 1 && r.api_delay_ms == Some(2.0))
         .collect();
     if let Some((p99, at)) = worst(c1_d2, &|r: &Row| r.wrk.p99_us / 1000.0, true) {
-        let mut verdict = Verdict::at_most(
-            "GMSA pods: p99 <= 0.5 ms at 1 concurrent, API 2 ms away",
-            p99,
-            0.5,
-            "ms",
+        v.push(
+            Verdict::at_most(
+                "GMSA pods: p99 <= 0.5 ms at 1 concurrent, API 2 ms away",
+                p99,
+                0.5,
+                "ms",
+            )
+            .noted(&format!("worst: {at}")),
         );
-        verdict.measured.push_str(&format!(" (worst: {at})"));
-        v.push(verdict);
     }
     for case in ["pod-gmsa", "3-containers", "update"] {
         let c32: Vec<&Row> = gmsa
@@ -1031,14 +1033,15 @@ fn verdicts(rows: &[Row], burst: Option<&Burst>, memory: &[Memory]) -> Vec<Verdi
             .filter(|r| r.case == case && r.concurrency == 32)
             .collect();
         if let Some((rate, at)) = worst(c32, &Row::rate, false) {
-            let mut verdict = Verdict::at_least(
-                &format!("{case}: >= 20,000 reviews/s at 32 concurrent"),
-                rate,
-                20_000.0,
-                "req/s",
+            v.push(
+                Verdict::at_least(
+                    &format!("{case}: >= 20,000 reviews/s at 32 concurrent"),
+                    rate,
+                    20_000.0,
+                    "req/s",
+                )
+                .noted(&format!("lowest: {at}")),
             );
-            verdict.measured.push_str(&format!(" (lowest: {at})"));
-            v.push(verdict);
         }
     }
     let errors: u64 = rows.iter().map(Row::errors).sum();
@@ -1075,14 +1078,15 @@ fn verdicts(rows: &[Row], burst: Option<&Burst>, memory: &[Memory]) -> Vec<Verdi
         &|r: &Row| r.peak_rss_kib as f64 / 1024.0,
         true,
     ) {
-        let mut verdict = Verdict::at_most(
-            "memory: <= 20 MiB RSS under load with 100 specs",
-            rss,
-            20.0,
-            "MiB",
+        v.push(
+            Verdict::at_most(
+                "memory: <= 20 MiB RSS under load with 100 specs",
+                rss,
+                20.0,
+                "MiB",
+            )
+            .noted(&format!("largest: {at}")),
         );
-        verdict.measured.push_str(&format!(" (largest: {at})"));
-        v.push(verdict);
     }
     for m in memory {
         v.push(Verdict::at_most(
