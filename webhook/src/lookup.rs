@@ -9,22 +9,26 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 /// A credential spec as admission sees it.
+///
+/// Only the compact text is kept (about 0.5 KB a spec): the parsed form is needed only on the
+/// rare slow path of the contents check, which parses it then (see
+/// `admission::contents_match`). Keeping a `serde_json::Value` beside it cost ~4.8 KB a spec.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CredSpecEntry {
     /// The spec's `credspec` object as compact JSON with keys sorted: what mutate inlines and
     /// what the byte-equal fast path of the contents check compares against.
     pub json: Arc<str>,
-    /// The same object parsed, for the semantic (deep-equal) comparison.
-    pub value: Arc<serde_json::Value>,
 }
 
 impl CredSpecEntry {
     /// Builds an entry from a `credspec` value (keys are sorted by `serde_json::Value`).
     pub fn new(value: serde_json::Value) -> Self {
-        let json: Arc<str> = value.to_string().into();
+        Self::of(&value)
+    }
+
+    fn of(value: &serde_json::Value) -> Self {
         Self {
-            json,
-            value: Arc::new(value),
+            json: value.to_string().into(),
         }
     }
 }
@@ -38,6 +42,19 @@ pub enum SpecLookup {
     NoCredSpec,
     /// No spec of that name (denied with 404).
     NotFound,
+}
+
+impl SpecLookup {
+    /// What admission makes of a spec object's `credspec` field: missing, `null`, `{}` or `""`
+    /// is [`SpecLookup::NoCredSpec`] (denied with 417), anything else is inlined as it is.
+    pub fn of_credspec(credspec: Option<&serde_json::Value>) -> Self {
+        match credspec {
+            None | Some(serde_json::Value::Null) => Self::NoCredSpec,
+            Some(serde_json::Value::Object(m)) if m.is_empty() => Self::NoCredSpec,
+            Some(serde_json::Value::String(s)) if s.is_empty() => Self::NoCredSpec,
+            Some(v) => Self::Found(CredSpecEntry::of(v)),
+        }
+    }
 }
 
 /// How fresh a lookup must be.

@@ -13,9 +13,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use crate::lookup::{
-    Authorizer, AuthzDecision, CredSpecEntry, Freshness, LookupError, SpecLookup, SpecStore,
-};
+use crate::lookup::{Authorizer, AuthzDecision, Freshness, LookupError, SpecLookup, SpecStore};
 
 /// What went wrong reading a standalone source.
 #[derive(Debug, thiserror::Error)]
@@ -89,12 +87,10 @@ fn collect_specs(value: serde_json::Value, out: &mut Vec<ManifestSpec>) -> Resul
     if name.is_empty() {
         return Err(format!("a {SPEC_KIND} has no metadata.name"));
     }
-    let lookup = match spec.credspec {
-        None | Some(serde_json::Value::Null) => SpecLookup::NoCredSpec,
-        Some(serde_json::Value::Object(map)) if map.is_empty() => SpecLookup::NoCredSpec,
-        Some(value @ serde_json::Value::Object(_)) => SpecLookup::Found(CredSpecEntry::new(value)),
-        Some(_) => return Err(format!("{SPEC_KIND} {name}: credspec is not an object")),
-    };
+    if matches!(&spec.credspec, Some(v) if !(v.is_object() || v.is_null())) {
+        return Err(format!("{SPEC_KIND} {name}: credspec is not an object"));
+    }
+    let lookup = SpecLookup::of_credspec(spec.credspec.as_ref());
     out.push(ManifestSpec { name, lookup });
     Ok(())
 }

@@ -50,9 +50,10 @@ impl Rig {
         for name in ["webapp01", "webapp02"] {
             let found = runtime.block_on(store.get(name, Freshness::Cached));
             match found {
-                Ok(SpecLookup::Found(entry)) => {
-                    specs.push((name.to_string(), (*entry.value).clone()))
-                }
+                Ok(SpecLookup::Found(entry)) => specs.push((
+                    name.to_string(),
+                    serde_json::from_str(&entry.json).expect("stored credspec is JSON"),
+                )),
                 other => panic!("example spec {name}: {other:?}"),
             }
         }

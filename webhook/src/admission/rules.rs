@@ -16,7 +16,13 @@ use crate::lookup::{CredSpecEntry, LookupError, SpecLookup};
 /// Whether pre-set contents equal a spec's: byte-equal fast path, else parsed JSON deep-equal.
 pub fn contents_match(preset: &str, spec: &CredSpecEntry) -> bool {
     preset == &*spec.json
-        || serde_json::from_str::<serde_json::Value>(preset).is_ok_and(|v| v == *spec.value)
+        || match (
+            serde_json::from_str::<serde_json::Value>(preset),
+            serde_json::from_str::<serde_json::Value>(&spec.json),
+        ) {
+            (Ok(preset), Ok(spec)) => preset == spec,
+            _ => false,
+        }
 }
 
 fn same_place(a: &Location<'_>, b: &Location<'_>) -> bool {

@@ -17,7 +17,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
 use super::{api_status, describe, is_object_name};
-use crate::lookup::{CredSpecEntry, Freshness, LookupError, SpecLookup, SpecStore};
+use crate::lookup::{Freshness, LookupError, SpecLookup, SpecStore};
 
 /// Settings of [`KubeSpecStore`].
 #[derive(Clone, Debug)]
@@ -291,12 +291,7 @@ async fn fetch(
 
 /// What admission needs from one object: its `credspec`, or that it has none.
 fn lookup_of(spec: &GMSACredentialSpec) -> SpecLookup {
-    match &spec.credspec {
-        None | Some(serde_json::Value::Null) => SpecLookup::NoCredSpec,
-        Some(serde_json::Value::Object(m)) if m.is_empty() => SpecLookup::NoCredSpec,
-        Some(serde_json::Value::String(s)) if s.is_empty() => SpecLookup::NoCredSpec,
-        Some(v) => SpecLookup::Found(CredSpecEntry::new(v.clone())),
-    }
+    SpecLookup::of_credspec(spec.credspec.as_ref())
 }
 
 fn watch_status(e: &watcher::Error) -> Option<u16> {
@@ -385,6 +380,7 @@ impl SpecStore for KubeSpecStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lookup::CredSpecEntry;
     use serde_json::json;
 
     fn spec(credspec: Option<serde_json::Value>) -> GMSACredentialSpec {
