@@ -1066,8 +1066,9 @@ async fn soak(args: &Args) -> anyhow::Result<(String, usize)> {
     let before_sigterm = lock(&samples).last().copied();
     let sigterm_at = ctx.now();
     *lock(&ctx.sigterm_at) = Some(sigterm_at);
-    let kill = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
+    // The shell's builtin `kill`: no procps needed, no unsafe signal code.
+    let kill = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {pid}")])
         .status()?;
     if !kill.success() {
         bail!("kill -TERM {pid} failed");
