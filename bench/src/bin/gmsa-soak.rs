@@ -70,6 +70,11 @@ struct Args {
     /// Connections trickling a body byte by byte at all times.
     #[arg(long, default_value_t = 5)]
     tricklers: usize,
+    /// Where the webhook gets specs and `use` answers: `kube` (the Kubernetes backend against
+    /// an in-process fake API server: watch-fed cache, LocalSubjectAccessReviews) or
+    /// `standalone` (a specs directory and a policy file).
+    #[arg(long, value_enum, default_value_t = Backend::Kube)]
+    backend: Backend,
     /// The webhook binary (default: `gmsa-webhook` next to this program).
     #[arg(long)]
     webhook: Option<PathBuf>,
@@ -82,6 +87,15 @@ struct Args {
     /// Keep the work directory (certificates, specs, the webhook's log) and print where.
     #[arg(long)]
     keep: bool,
+}
+
+/// The webhook's lookups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Backend {
+    /// Kubernetes backend against the fake API server.
+    Kube,
+    /// Specs directory and policy file.
+    Standalone,
 }
 
 // Server settings the checks depend on.
@@ -860,6 +874,33 @@ async fn soak(args: &Args) -> anyhow::Result<(String, usize)> {
         current.key_pem.as_bytes(),
     )?;
 
+    // The fake API server (kube backend) lives in this process; it stops with it.
+    let mut _api = None;
+    let (backend_args, backend_env): (Vec<std::ffi::OsString>, Vec<(&str, PathBuf)>) =
+        match args.backend {
+            Backend::Standalone => (
+                vec![
+                    "--credspecs-dir".into(),
+                    specs.clone().into(),
+                    "--authz-policy".into(),
+                    policy.clone().into(),
+                ],
+                Vec::new(),
+            ),
+            Backend::Kube => {
+                let api = gmsa_testkit::FakeApiServer::start(gmsa_bench::fake_api::router(
+                    gmsa_bench::fake_api::FakeConfig {
+                        delay: Duration::ZERO,
+                        specs: 100,
+                        service_accounts: 1,
+                    },
+                ))
+                .await;
+                let kubeconfig = api.write_kubeconfig(&root);
+                _api = Some(api);
+                (Vec::new(), vec![("KUBECONFIG", kubeconfig)])
+            }
+        };
     let (https_port, admin_port) = (free_port()?, free_port()?);
     let log = root.join("webhook.log");
     let log_file = std::fs::File::create(&log)?;
@@ -873,10 +914,6 @@ async fn soak(args: &Args) -> anyhow::Result<(String, usize)> {
         .arg("--tls-key")
         .arg(secret.root.join("tls.key"))
         .args(["--cert-reload", "--reload-interval", &secs(RELOAD_INTERVAL)])
-        .arg("--credspecs-dir")
-        .arg(&specs)
-        .arg("--authz-policy")
-        .arg(&policy)
         .args(["--header-read-timeout", &secs(HEADER_READ_TIMEOUT)])
         .args(["--request-timeout", &secs(REQUEST_TIMEOUT)])
         .args(["--idle-timeout", &secs(IDLE_TIMEOUT)])
@@ -884,6 +921,10 @@ async fn soak(args: &Args) -> anyhow::Result<(String, usize)> {
         .args(["--shutdown-delay", &secs(SHUTDOWN_DELAY)])
         .args(["--shutdown-grace", &secs(SHUTDOWN_GRACE)])
         .args(["--log-format", "json", "--log-level", "info"])
+        .args(backend_args)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("RUST_LOG")
+        .envs(backend_env)
         .stdout(log_file.try_clone()?)
         .stderr(log_file)
         .spawn()
@@ -1113,11 +1154,19 @@ async fn soak(args: &Args) -> anyhow::Result<(String, usize)> {
     }
     writeln!(
         out,
-        "Webhook `{}` (standalone: {} specs, policy file), TLS on loopback, {} s of load: {} s at \
+        "Webhook `{}` ({}), TLS on loopback, {} s of load: {} s at \
          {} reviews/s over {} connections (HTTP/1.1 and HTTP/2), then saturation with {} clients; \
          {} slowloris and {} body-trickling connections held open throughout.",
         webhook.display(),
-        SPEC_NAMES.len(),
+        match args.backend {
+            Backend::Kube => "Kubernetes backend against a fake API server in the soak process: \
+                              100 specs watched, LocalSubjectAccessReviews, authz cache 10 s"
+                .to_string(),
+            Backend::Standalone => format!(
+                "standalone: {} specs from a directory, a policy file",
+                SPEC_NAMES.len()
+            ),
+        },
         args.duration,
         fixed_for.as_secs(),
         args.rate,
