@@ -210,7 +210,7 @@ async fn run_webhook(
     let admin_addr = std::net::SocketAddr::from(([127, 0, 0, 1], admin));
     let https_addr = std::net::SocketAddr::from(([127, 0, 0, 1], https));
     let mut ready = false;
-    for _ in 0..200 {
+    for _ in 0..600 {
         if tokio::net::TcpStream::connect(admin_addr).await.is_ok()
             && common::admin_get(admin_addr, "/ready").await.status < 300
         {
