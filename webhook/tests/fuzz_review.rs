@@ -10,9 +10,11 @@
 //!   GMSA names/contents/service accounts/operations planted at every place a pod can carry
 //!   them). On top of the above: the answer echoes the request's UID and version; a mutate
 //!   patch applies to the object and only inlines a known spec's exact JSON; and, against an
-//!   independent oracle, validate never allows a CREATE whose pod names a spec its service
-//!   account may not use, has contents without a name, or contents that differ from the spec;
-//!   a pod mutate patched passes validate exactly when the oracle allows it.
+//!   independent oracle, validate allows a CREATE exactly when every named spec may be used by
+//!   the pod's service account and all contents have a name and equal their spec, and an
+//!   UPDATE exactly when no existing block changed and every new block (ephemeral container)
+//!   passes the CREATE rules; a pod mutate patched passes validate exactly when the oracle
+//!   allows it.
 
 #[path = "../../fuzz/engine.rs"]
 mod engine;
@@ -274,41 +276,57 @@ fn plant(rng: &mut Rng, review: &mut Value, contents: &[String]) {
     }
 }
 
-/// Every windows options block of a pod: `(name, contents)` as JSON values, or `None` when
-/// the pod has a shape the handler rejects anyway (wrong types).
-fn blocks(pod: &Value) -> Option<Vec<(Value, Value)>> {
-    fn fields(holder: &Value) -> Option<(Value, Value)> {
+/// Where a windows options block sits: `("pod", "")` or `(list, container name)`.
+type Place = (&'static str, String);
+/// A block: its place, `gmsaCredentialSpecName`, `gmsaCredentialSpec`.
+type Block = (Place, Option<String>, Option<String>);
+
+/// Every windows options block of a pod, or `None` when the pod has a shape the handler
+/// rejects anyway (wrong types). A pod without `spec` has no block when it is the old object,
+/// and an empty pod-level block when it is the new one (as the handler reads them).
+fn blocks(pod: &Value, new: bool) -> Option<Vec<Block>> {
+    fn text(v: Option<&Value>) -> Option<Option<String>> {
+        match v {
+            None | Some(Value::Null) => Some(None),
+            Some(Value::String(s)) => Some(Some(s.clone())),
+            Some(_) => None,
+        }
+    }
+    fn fields(holder: &Value) -> Option<(Option<String>, Option<String>)> {
         let sc = match holder.get("securityContext") {
-            None | Some(Value::Null) => return Some((Value::Null, Value::Null)),
+            None | Some(Value::Null) => return Some((None, None)),
             Some(sc @ Value::Object(_)) => sc,
             Some(_) => return None,
         };
         match sc.get("windowsOptions") {
-            None | Some(Value::Null) => Some((Value::Null, Value::Null)),
+            None | Some(Value::Null) => Some((None, None)),
             Some(w @ Value::Object(_)) => Some((
-                w.get("gmsaCredentialSpecName")
-                    .cloned()
-                    .unwrap_or(Value::Null),
-                w.get("gmsaCredentialSpec").cloned().unwrap_or(Value::Null),
+                text(w.get("gmsaCredentialSpecName"))?,
+                text(w.get("gmsaCredentialSpec"))?,
             )),
             Some(_) => None,
         }
     }
+    let pod_level = ("pod", String::new());
     let spec = match pod.get("spec") {
+        None | Some(Value::Null) if new => return Some(vec![(pod_level, None, None)]),
         None | Some(Value::Null) => return Some(Vec::new()),
         Some(s @ Value::Object(_)) => s,
         Some(_) => return None,
     };
-    let mut out = vec![fields(spec)?];
+    let (name, contents) = fields(spec)?;
+    let mut out = vec![(pod_level, name, contents)];
     for list in ["containers", "initContainers", "ephemeralContainers"] {
         match spec.get(list) {
             None | Some(Value::Null) => {}
             Some(Value::Array(items)) => {
                 for c in items {
-                    if !c.is_object() || !matches!(c.get("name"), None | Some(Value::String(_))) {
+                    if !c.is_object() {
                         return None;
                     }
-                    out.push(fields(c)?);
+                    let container = text(c.get("name"))?.unwrap_or_default();
+                    let (name, contents) = fields(c)?;
+                    out.push(((list, container), name, contents));
                 }
             }
             Some(_) => return None,
@@ -321,9 +339,41 @@ fn non_empty_str(v: Option<&Value>) -> Option<&str> {
     v.and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
-/// The oracle for validate on a CREATE: `Some(true)` when the pod must be denied, `Some(false)`
-/// when it must be allowed, `None` when the request is outside what it models.
-fn oracle_create(rig: &Rig, review: &Value) -> Option<bool> {
+/// Whether the fields the handler reads from a pod have the types it expects.
+fn pod_shape_ok(pod: &Value) -> Option<()> {
+    if !pod.is_object() {
+        return None;
+    }
+    let is_text =
+        |v: Option<&Value>| matches!(v, None | Some(Value::Null) | Some(Value::String(_)));
+    let spec = pod.get("spec");
+    for key in ["serviceAccountName", "serviceAccount", "hostname"] {
+        if !is_text(spec.and_then(|s| s.get(key))) {
+            return None;
+        }
+    }
+    if let Some(m) = pod.get("metadata") {
+        if !m.is_object() && !m.is_null() {
+            return None;
+        }
+        for key in ["name", "generateName", "namespace"] {
+            if !is_text(m.get(key)) {
+                return None;
+            }
+        }
+    }
+    Some(())
+}
+
+/// The oracle for validate: `Some(true)` when the pod must be denied, `Some(false)` when it
+/// must be allowed, `None` when the request is outside what it models.
+///
+/// CREATE: every block naming a spec must name one the pod's service account may use, in the
+/// request's namespace (else the pod's); contents need a name and must equal that spec.
+/// UPDATE: a block at the same place in `oldObject` (pod level, or the first container of the
+/// same list with the same name) must keep both fields exactly; any other block (an ephemeral
+/// container added, a renamed container) follows the CREATE rules.
+fn oracle(rig: &Rig, review: &Value) -> Option<bool> {
     if !matches!(
         review.get("apiVersion"),
         None | Some(Value::Null) | Some(Value::String(_))
@@ -334,15 +384,15 @@ fn oracle_create(rig: &Rig, review: &Value) -> Option<bool> {
     let kind = request.get("kind")?;
     if kind.get("group").and_then(Value::as_str) != Some("")
         || kind.get("kind").and_then(Value::as_str) != Some("Pod")
-        || request.get("operation").and_then(Value::as_str) != Some("CREATE")
         || !request.get("uid").is_some_and(Value::is_string)
     {
         return None;
     }
-    let pod = request.get("object")?;
-    if !pod.is_object() {
-        return None;
-    }
+    let update = match request.get("operation").and_then(Value::as_str)? {
+        "CREATE" => false,
+        "UPDATE" => true,
+        _ => return None,
+    };
     for key in ["namespace", "subResource"] {
         if !matches!(
             request.get(key),
@@ -351,50 +401,36 @@ fn oracle_create(rig: &Rig, review: &Value) -> Option<bool> {
             return None;
         }
     }
-    let meta = pod.get("metadata");
+    let pod = request.get("object")?;
+    pod_shape_ok(pod)?;
+    let old = if update {
+        let old = request.get("oldObject")?;
+        pod_shape_ok(old)?;
+        Some(blocks(old, false)?)
+    } else {
+        None
+    };
     let namespace = non_empty_str(request.get("namespace"))
         .or_else(|| {
-            meta.and_then(|m| m.get("namespace"))
+            pod.get("metadata")
+                .and_then(|m| m.get("namespace"))
                 .and_then(Value::as_str)
         })
         .unwrap_or("");
     let spec = pod.get("spec");
-    for key in ["serviceAccountName", "serviceAccount", "hostname"] {
-        if !matches!(
-            spec.and_then(|s| s.get(key)),
-            None | Some(Value::Null) | Some(Value::String(_))
-        ) {
-            return None;
-        }
-    }
-    if let Some(m) = meta {
-        if !m.is_object() && !m.is_null() {
-            return None;
-        }
-        for key in ["name", "generateName", "namespace"] {
-            if !matches!(
-                m.get(key),
-                None | Some(Value::Null) | Some(Value::String(_))
-            ) {
-                return None;
-            }
-        }
-    }
     let service_account = non_empty_str(spec.and_then(|s| s.get("serviceAccountName")))
         .or_else(|| non_empty_str(spec.and_then(|s| s.get("serviceAccount"))))
         .unwrap_or("default");
     let mut deny = false;
-    for (name, contents) in blocks(pod)? {
-        let name = match name {
-            Value::Null => None,
-            Value::String(s) => Some(s),
-            _ => return None,
-        };
-        let contents = match contents {
-            Value::Null => None,
-            Value::String(s) => Some(s),
-            _ => return None,
-        };
+    for (place, name, contents) in blocks(pod, true)? {
+        if let Some(old) = &old {
+            if let Some((_, old_name, old_contents)) = old.iter().find(|(p, _, _)| *p == place) {
+                if (old_name, old_contents) != (&name, &contents) {
+                    deny = true;
+                }
+                continue;
+            }
+        }
         match (name, contents) {
             (None, None) => {}
             (None, Some(_)) => deny = true,
@@ -465,7 +501,8 @@ fn structurally_valid_reviews_keep_the_invariants() {
         "subResource",
     ];
     let target = Target::new("review", DICTIONARY);
-    let mut modelled = [0u64; 2];
+    // Oracle-checked reviews: [CREATE allowed, CREATE denied, UPDATE allowed, UPDATE denied].
+    let mut modelled = [0u64; 4];
     let stats = engine::run(&target, |input| {
         let Ok(mut review) = serde_json::from_slice::<Value>(input.bytes) else {
             return;
@@ -497,8 +534,9 @@ fn structurally_valid_reviews_keep_the_invariants() {
             answers.push(answer);
         }
         let validate_allowed = answers[1]["response"]["allowed"] == true;
-        if let Some(must_deny) = oracle_create(&rig, &review) {
-            modelled[usize::from(must_deny)] += 1;
+        if let Some(must_deny) = oracle(&rig, &review) {
+            let update = review.pointer("/request/operation") == Some(&json!("UPDATE"));
+            modelled[2 * usize::from(update) + usize::from(must_deny)] += 1;
             assert_eq!(
                 validate_allowed, !must_deny,
                 "validate answer {} for {}",
@@ -513,7 +551,7 @@ fn structurally_valid_reviews_keep_the_invariants() {
                 ReviewKind::Validate,
                 &serde_json::to_vec(&again).expect("serializes"),
             );
-            if let Some(must_deny) = oracle_create(&rig, &again) {
+            if let Some(must_deny) = oracle(&rig, &again) {
                 assert_eq!(
                     answer["response"]["allowed"] == true,
                     !must_deny,
@@ -523,11 +561,12 @@ fn structurally_valid_reviews_keep_the_invariants() {
         }
     });
     eprintln!(
-        "oracle-checked reviews: {} must-allow, {} must-deny ({} inputs)",
-        modelled[0], modelled[1], stats.inputs
+        "oracle-checked reviews: CREATE {} must-allow, {} must-deny; UPDATE {} must-allow, {} \
+         must-deny ({} inputs)",
+        modelled[0], modelled[1], modelled[2], modelled[3], stats.inputs
     );
     assert!(
-        modelled[0] > 0 && modelled[1] > 0,
-        "the oracle saw both outcomes: {modelled:?}"
+        modelled.iter().all(|n| *n > 0),
+        "the oracle saw every outcome: {modelled:?}"
     );
 }
