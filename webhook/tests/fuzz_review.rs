@@ -324,7 +324,12 @@ fn blocks(pod: &Value, new: bool) -> Option<Vec<Block>> {
                     if !c.is_object() {
                         return None;
                     }
-                    let container = text(c.get("name"))?.unwrap_or_default();
+                    // `name` is a plain string to the handler: absent is "", null is an error.
+                    let container = match c.get("name") {
+                        None => String::new(),
+                        Some(Value::String(n)) => n.clone(),
+                        Some(_) => return None,
+                    };
                     let (name, contents) = fields(c)?;
                     out.push(((list, container), name, contents));
                 }
