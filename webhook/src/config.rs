@@ -232,11 +232,14 @@ fn log_directive(level: &str) -> String {
         "fatal" | "panic" => "error".to_string(),
         other => other.to_string(),
     };
+    // rustls logs what a client sent wrong (e.g. an IP address as SNI) at warn, once per
+    // handshake: any client could flood the log with it. Handshake failures are counted in
+    // `/metrics` instead; a full EnvFilter directive can still turn rustls logs on.
     match lower.as_str() {
         "debug" | "trace" => {
-            format!("{lower},hyper=info,hyper_util=info,h2=info,rustls=info,tower=info")
+            format!("{lower},hyper=info,hyper_util=info,h2=info,rustls=error,tower=info")
         }
-        l if LEVELS.contains(&l) => lower,
+        l if LEVELS.contains(&l) => format!("{lower},rustls=error"),
         _ => level.to_string(),
     }
 }
@@ -446,11 +449,12 @@ mod tests {
 
     #[test]
     fn log_directives() {
-        assert_eq!(log_directive("info"), "info");
-        assert_eq!(log_directive("WARN"), "warn");
-        assert_eq!(log_directive("warning"), "warn");
-        assert_eq!(log_directive("fatal"), "error");
+        assert_eq!(log_directive("info"), "info,rustls=error");
+        assert_eq!(log_directive("WARN"), "warn,rustls=error");
+        assert_eq!(log_directive("warning"), "warn,rustls=error");
+        assert_eq!(log_directive("fatal"), "error,rustls=error");
         assert!(log_directive("debug").starts_with("debug,hyper=info"));
+        assert!(log_directive("debug").contains("rustls=error"));
         assert_eq!(log_directive("gmsa_webhook=trace"), "gmsa_webhook=trace");
     }
 }
