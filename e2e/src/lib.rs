@@ -4,3 +4,4 @@
 
 pub mod cluster;
 pub mod dc;
+pub mod local_webhook;

@@ -1,0 +1,342 @@
+//! The gmsa webhook running in this test process, in Kubernetes mode, for a cluster whose API
+//! server can reach this machine: what [`crate::cluster::TestNamespace::register_webhook`]
+//! registers by `url` (with its `caBundle`), so the suite also runs against a bare API server
+//! with no chart installed.
+//!
+//! - [`LocalWebhook::start`]: a throwaway CA and a serving certificate for the host the API
+//!   server calls (`GMSA_E2E_WEBHOOK_HOST`, default `127.0.0.1`), written as a Kubernetes
+//!   Secret volume writes them (`tls.crt -> ..data/tls.crt`, `..data -> ..<stamp>`), and
+//!   [`gmsa_webhook::Webhook`] started on a free port with `--cert-reload`; it returns once
+//!   the webhook is ready (credspec watch synced). Its Kubernetes backend finds the cluster
+//!   through `KUBECONFIG`, which [`crate::cluster::Cluster::connect`] points at the cluster the
+//!   harness uses.
+//! - [`LocalWebhook::rotate`]: a new serving certificate from the same CA, swapped in through
+//!   the `..data` symlink as the kubelet does when a Secret changes.
+//! - [`LocalWebhook::metric`]: a value from the admin port's `/metrics`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser as _;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::cluster::wait_for;
+
+/// How the local webhook is started.
+#[derive(Clone, Debug, Default)]
+pub struct LocalWebhookOptions {
+    /// `--random-hostname`: GMSA pods without `spec.hostname` get a random one.
+    pub random_hostname: bool,
+}
+
+/// The host the API server calls the local webhook at (`GMSA_E2E_WEBHOOK_HOST`, default
+/// `127.0.0.1`: an API server running on this machine).
+pub fn webhook_host() -> String {
+    std::env::var("GMSA_E2E_WEBHOOK_HOST").unwrap_or_else(|_| "127.0.0.1".into())
+}
+
+/// A directory laid out as the kubelet lays out a Secret volume.
+struct SecretVolume {
+    dir: tempfile::TempDir,
+    generation: u32,
+}
+
+impl SecretVolume {
+    fn new() -> Result<Self> {
+        Ok(Self {
+            dir: tempfile::tempdir().context("creating the certificate directory")?,
+            generation: 0,
+        })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a timestamped directory with `files` and atomically repoints `..data` at it
+    /// (rename over the old link), then removes the previous directory.
+    fn write(&mut self, files: &[(&str, &str)]) -> Result<()> {
+        self.generation += 1;
+        let root = self.dir.path();
+        let stamp = format!(
+            "..2026_11_24_00_00_{:02}.{}",
+            self.generation,
+            std::process::id()
+        );
+        std::fs::create_dir(root.join(&stamp))
+            .with_context(|| format!("creating {}", root.join(&stamp).display()))?;
+        for (name, content) in files {
+            std::fs::write(root.join(&stamp).join(name), content)
+                .with_context(|| format!("writing {name}"))?;
+        }
+        let tmp = root.join("..data_tmp");
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&stamp, &tmp).context("linking ..data_tmp")?;
+        let old = std::fs::read_link(root.join("..data")).ok();
+        std::fs::rename(&tmp, root.join("..data")).context("swapping ..data")?;
+        for (name, _) in files {
+            let link = root.join(name);
+            if std::fs::symlink_metadata(&link).is_err() {
+                std::os::unix::fs::symlink(format!("..data/{name}"), &link)
+                    .with_context(|| format!("linking {name}"))?;
+            }
+        }
+        if let Some(old) = old {
+            std::fs::remove_dir_all(root.join(old)).context("removing the previous files")?;
+        }
+        Ok(())
+    }
+}
+
+/// A CA for the local webhook's serving certificates.
+struct TestCa {
+    issuer: Issuer<'static, KeyPair>,
+    pem: String,
+}
+
+impl TestCa {
+    fn new() -> Result<Self> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "gmsa-e2e local webhook CA");
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let key = KeyPair::generate()?;
+        let cert = params.self_signed(&key)?;
+        Ok(Self {
+            pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+        })
+    }
+
+    /// A serving certificate for `host` (an IP SAN for an address, else a DNS SAN), valid
+    /// until January 1st of `until_year`; returns (certificate PEM, key PEM).
+    fn leaf(&self, host: &str, until_year: i32) -> Result<(String, String)> {
+        let mut params = CertificateParams::new(vec![host.to_string()])?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "gmsa-e2e local webhook");
+        params.not_after = rcgen::date_time_ymd(until_year, 1, 1);
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+}
+
+/// The webhook running in this process (see the module documentation).
+pub struct LocalWebhook {
+    webhook: gmsa_webhook::Webhook,
+    host: String,
+    ca: TestCa,
+    certs: SecretVolume,
+    until_year: i32,
+}
+
+impl LocalWebhook {
+    /// Starts the webhook in Kubernetes mode and waits until it is ready.
+    pub async fn start(options: &LocalWebhookOptions) -> Result<Self> {
+        let host = webhook_host();
+        let ca = TestCa::new().context("making the test CA")?;
+        let until_year = 2030;
+        let (cert, key) = ca.leaf(&host, until_year)?;
+        let mut certs = SecretVolume::new()?;
+        certs.write(&[("tls.crt", &cert), ("tls.key", &key)])?;
+        let bind: IpAddr = host
+            .parse()
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        let path = |name: &str| certs.path().join(name).display().to_string();
+        let config = gmsa_webhook::config::Config::try_parse_from([
+            "gmsa-webhook".to_string(),
+            "--tls-crt".into(),
+            path("tls.crt"),
+            "--tls-key".into(),
+            path("tls.key"),
+            "--bind-address".into(),
+            bind.to_string(),
+            "--https-port".into(),
+            "0".into(),
+            "--admin-port".into(),
+            "0".into(),
+            "--cert-reload".into(),
+            "--reload-interval".into(),
+            "200ms".into(),
+            // Grants made by a test apply at once.
+            "--authz-cache-ttl".into(),
+            "0".into(),
+            "--random-hostname".into(),
+            options.random_hostname.to_string(),
+        ])
+        .context("webhook arguments")?;
+        let webhook = gmsa_webhook::Webhook::start(&config)
+            .await
+            .context("starting the local webhook (Kubernetes mode, KUBECONFIG)")?;
+        let admin = webhook.admin_addr();
+        let ready = wait_for(
+            Duration::from_secs(60),
+            "the local webhook to be ready (credspec watch synced)",
+            || async { Ok(matches!(admin_get(admin, "/ready").await, Ok((204, _)))) },
+        )
+        .await;
+        let hook = Self {
+            webhook,
+            host,
+            ca,
+            certs,
+            until_year,
+        };
+        if let Err(e) = ready {
+            hook.shutdown().await;
+            return Err(e);
+        }
+        Ok(hook)
+    }
+
+    /// `https://HOST:PORT{path}`: what the API server calls.
+    pub fn url(&self, path: &str) -> String {
+        let port = self.webhook.https_addr().port();
+        match self.host.parse::<IpAddr>() {
+            Ok(IpAddr::V6(ip)) => format!("https://[{ip}]:{port}{path}"),
+            _ => format!("https://{}:{port}{path}", self.host),
+        }
+    }
+
+    /// The CA (PEM) that signed the serving certificates: the webhooks' `caBundle`.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca.pem
+    }
+
+    /// Swaps in a new serving certificate from the same CA (valid one year longer than the
+    /// current one) through the `..data` symlink; returns its notAfter in Unix seconds as
+    /// `gmsa_webhook_certificate_not_after_seconds` will show it once reloaded.
+    pub fn rotate(&mut self) -> Result<i64> {
+        self.until_year += 1;
+        let (cert, key) = self.ca.leaf(&self.host, self.until_year)?;
+        self.certs.write(&[("tls.crt", &cert), ("tls.key", &key)])?;
+        Ok(rcgen::date_time_ymd(self.until_year, 1, 1).unix_timestamp())
+    }
+
+    /// notAfter (Unix seconds) of the certificate the webhook serves now.
+    pub async fn served_not_after(&self) -> Result<i64> {
+        let value = self
+            .metric("gmsa_webhook_certificate_not_after_seconds")
+            .await?;
+        Ok(value as i64)
+    }
+
+    /// The value of the sample `name` (with its labels, exactly as exposed, e.g.
+    /// `gmsa_webhook_certificate_reloads_total{result="success"}`) on `/metrics`; 0 when absent.
+    pub async fn metric(&self, name: &str) -> Result<f64> {
+        let (status, body) = admin_get(self.webhook.admin_addr(), "/metrics").await?;
+        if status != 200 {
+            bail!("GET /metrics answered {status}");
+        }
+        Ok(metric_value(&body, name).unwrap_or(0.0))
+    }
+
+    /// Stops the webhook.
+    pub async fn shutdown(self) {
+        self.webhook.shutdown().await;
+    }
+}
+
+/// The value of the sample `name` in a Prometheus text exposition.
+fn metric_value(exposition: &str, name: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// A plain HTTP/1.0 GET on the admin port: (status, body).
+async fn admin_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connecting to the admin port {addr}"))?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await?;
+    let mut reply = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut reply))
+        .await
+        .with_context(|| format!("GET {path}: no answer within 10 s"))??;
+    let status = reply
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("GET {path}: not an HTTP answer: {reply:.80}"))?;
+    let body = reply
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_values_are_read_by_exact_sample_name() {
+        let text = "# HELP x y\ngmsa_webhook_certificate_not_after_seconds 1893456000\n\
+                    gmsa_webhook_certificate_reloads_total{result=\"success\"} 2\n";
+        assert_eq!(
+            metric_value(text, "gmsa_webhook_certificate_not_after_seconds"),
+            Some(1893456000.0)
+        );
+        assert_eq!(
+            metric_value(
+                text,
+                "gmsa_webhook_certificate_reloads_total{result=\"success\"}"
+            ),
+            Some(2.0)
+        );
+        assert_eq!(metric_value(text, "gmsa_webhook_certificate"), None);
+    }
+
+    #[test]
+    fn secret_volume_swaps_data_atomically_and_drops_the_old_files() {
+        let mut v = SecretVolume::new().expect("volume");
+        v.write(&[("tls.crt", "one")]).expect("first");
+        assert_eq!(
+            std::fs::read_to_string(v.path().join("tls.crt")).expect("read"),
+            "one"
+        );
+        let first = std::fs::read_link(v.path().join("..data")).expect("..data");
+        v.write(&[("tls.crt", "two")]).expect("second");
+        assert_eq!(
+            std::fs::read_to_string(v.path().join("tls.crt")).expect("read"),
+            "two"
+        );
+        assert!(!v.path().join(first).exists(), "old generation removed");
+        assert!(std::fs::symlink_metadata(v.path().join("tls.crt"))
+            .expect("link")
+            .file_type()
+            .is_symlink());
+    }
+
+    #[test]
+    fn leaf_certificates_name_the_host_and_chain_to_the_ca() {
+        let ca = TestCa::new().expect("ca");
+        let (cert, key) = ca.leaf("127.0.0.1", 2030).expect("leaf");
+        assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(key.contains("PRIVATE KEY"));
+        // The webhook's own loader accepts the pair.
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::write(dir.path().join("c"), &cert).expect("write");
+        std::fs::write(dir.path().join("k"), &key).expect("write");
+        let pair = gmsa_webhook::tls::load_pair(&gmsa_webhook::tls::CertPaths {
+            cert: dir.path().join("c"),
+            key: dir.path().join("k"),
+        })
+        .expect("the webhook loads the pair");
+        assert_eq!(
+            pair.not_after,
+            rcgen::date_time_ymd(2030, 1, 1).unix_timestamp()
+        );
+    }
+}
