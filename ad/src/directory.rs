@@ -23,7 +23,18 @@ pub enum Credentials {
         /// The password (never logged).
         password: String,
     },
+    /// SASL GSSAPI (Kerberos) bind with the caller's credential cache (`KRB5CCNAME`, or the
+    /// default cache; `kinit` first), on the TLS connection (no extra security layer; the
+    /// TLS channel binding is sent). Needs the `kerberos` feature ([`KERBEROS_SUPPORTED`]).
+    Kerberos {
+        /// The DC's DNS host name for its service principal `ldap/HOST`. `None`: the host of
+        /// the server URL, or the DC's `dnsHostName` (rootDSE) when that is an IP address.
+        server_name: Option<String>,
+    },
 }
+
+/// Whether this build can do [`Credentials::Kerberos`] binds (the `kerberos` feature).
+pub const KERBEROS_SUPPORTED: bool = cfg!(feature = "kerberos");
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -32,6 +43,10 @@ impl fmt::Debug for Credentials {
                 .debug_struct("Simple")
                 .field("bind_dn", bind_dn)
                 .field("password", &"<redacted>")
+                .finish(),
+            Credentials::Kerberos { server_name } => f
+                .debug_struct("Kerberos")
+                .field("server_name", server_name)
                 .finish(),
         }
     }
@@ -167,6 +182,9 @@ impl Directory {
     pub fn connect(options: &ConnectOptions) -> Result<Directory, AdError> {
         let server = options.server.trim().to_string();
         let starttls = check_server_url(&server)?;
+        if matches!(options.credentials, Credentials::Kerberos { .. }) && !KERBEROS_SUPPORTED {
+            return Err(AdError::KerberosUnsupported);
+        }
         let config = tls_config(options)?;
         let settings = LdapConnSettings::new()
             .set_conn_timeout(options.timeout)
@@ -176,46 +194,22 @@ impl Directory {
         let mut conn =
             LdapConn::with_settings(settings, &server).map_err(|e| connect_error(&server, e))?;
         conn.with_timeout(options.timeout);
-        let Credentials::Simple { bind_dn, password } = &options.credentials;
-        if password.is_empty() {
-            // AD treats a simple bind with an empty password as an anonymous bind that
-            // "succeeds"; refuse it rather than read the domain anonymously.
-            return Err(AdError::BadCredentials {
-                server,
-                bind_dn: bind_dn.clone(),
-            });
-        }
-        let bound = conn
-            .with_timeout(options.timeout)
-            .simple_bind(bind_dn, password)
-            .map_err(|e| connect_error(&server, e))?;
-        match bound.rc {
-            0 => {}
-            49 => {
-                return Err(AdError::BadCredentials {
-                    server,
-                    bind_dn: bind_dn.clone(),
-                })
+        let bind_dn = match &options.credentials {
+            Credentials::Simple { bind_dn, password } => {
+                simple_bind(&mut conn, &server, bind_dn, password, options.timeout)?;
+                bind_dn.clone()
             }
-            8 => {
-                return Err(AdError::Protocol {
-                    server,
-                    what: "bind".into(),
-                    reason: format!("strong authentication required: {}", bound.text),
-                })
+            #[cfg(feature = "kerberos")]
+            Credentials::Kerberos { server_name } => {
+                kerberos_bind(&mut conn, &server, server_name.as_deref(), options.timeout)?
             }
-            rc => {
-                return Err(AdError::Protocol {
-                    server,
-                    what: format!("bind as `{bind_dn}`"),
-                    reason: format!("result code {rc}: {}", bound.text),
-                })
-            }
-        }
+            #[cfg(not(feature = "kerberos"))]
+            Credentials::Kerberos { .. } => return Err(AdError::KerberosUnsupported),
+        };
         let mut dir = Directory {
             conn,
             server,
-            bind_dn: bind_dn.clone(),
+            bind_dn,
             default_nc: String::new(),
             config_nc: String::new(),
             root_nc: String::new(),
@@ -520,6 +514,144 @@ impl Directory {
     }
 }
 
+/// LDAP simple bind; an empty password is refused (AD would treat it as anonymous).
+fn simple_bind(
+    conn: &mut LdapConn,
+    server: &str,
+    bind_dn: &str,
+    password: &str,
+    timeout: Duration,
+) -> Result<(), AdError> {
+    let server = server.to_string();
+    let bad = |server: String| AdError::BadCredentials {
+        server,
+        bind_dn: bind_dn.to_string(),
+    };
+    if password.is_empty() {
+        // AD treats a simple bind with an empty password as an anonymous bind that
+        // "succeeds"; refuse it rather than read the domain anonymously.
+        return Err(bad(server));
+    }
+    let bound = conn
+        .with_timeout(timeout)
+        .simple_bind(bind_dn, password)
+        .map_err(|e| connect_error(&server, e))?;
+    match bound.rc {
+        0 => Ok(()),
+        49 => Err(bad(server)),
+        8 => Err(AdError::Protocol {
+            server,
+            what: "bind".into(),
+            reason: format!("strong authentication required: {}", bound.text),
+        }),
+        rc => Err(AdError::Protocol {
+            server,
+            what: format!("bind as `{bind_dn}`"),
+            reason: format!("result code {rc}: {}", bound.text),
+        }),
+    }
+}
+
+/// SASL GSSAPI bind with the caller's Kerberos credential cache, for the service principal
+/// `ldap/HOST`; returns who the server says we are (WhoAmI), for messages.
+#[cfg(feature = "kerberos")]
+fn kerberos_bind(
+    conn: &mut LdapConn,
+    server: &str,
+    server_name: Option<&str>,
+    timeout: Duration,
+) -> Result<String, AdError> {
+    let host = match server_name.map(str::trim).filter(|n| !n.is_empty()) {
+        Some(name) => name.trim_end_matches('.').to_string(),
+        None => match url_host_name(server) {
+            Some(name) => name,
+            None => dns_host_name(conn, server, timeout)?,
+        },
+    };
+    let spn = format!("ldap/{host}");
+    let failed = |reason: String| AdError::Kerberos {
+        server: server.to_string(),
+        spn: spn.clone(),
+        reason,
+    };
+    tracing::debug!(%server, %spn, "SASL GSSAPI bind");
+    let bound = conn
+        .with_timeout(timeout)
+        .sasl_gssapi_bind(&host)
+        .map_err(|e| match e {
+            LdapError::GssapiOperationError(reason) => failed(reason),
+            LdapError::NoGssapiToken => failed("the server sent no GSSAPI token".into()),
+            other => connect_error(server, other),
+        })?;
+    match bound.rc {
+        0 => {}
+        49 => {
+            return Err(failed(format!(
+                "the server rejected the Kerberos authentication: {}",
+                bound.text
+            )))
+        }
+        rc => {
+            return Err(AdError::Protocol {
+                server: server.to_string(),
+                what: format!("SASL GSSAPI bind for {spn}"),
+                reason: format!("result code {rc}: {}", bound.text),
+            })
+        }
+    }
+    // Who the ticket made us, for messages ("u:DOMAIN\\user"); not essential.
+    let who = conn
+        .with_timeout(timeout)
+        .extended(ldap3::exop::WhoAmI)
+        .ok()
+        .and_then(|r| r.success().ok())
+        .filter(|(exop, _)| exop.val.is_some())
+        .map(|(exop, _)| exop.parse::<ldap3::exop::WhoAmIResp>().authzid)
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| "the Kerberos principal of the credential cache".to_string());
+    tracing::debug!(%server, %who, "bound with Kerberos");
+    Ok(who)
+}
+
+/// The DC's own DNS host name (rootDSE `dnsHostName`, readable before any bind), for the
+/// service principal when `--server` is an IP address.
+#[cfg(feature = "kerberos")]
+fn dns_host_name(conn: &mut LdapConn, server: &str, timeout: Duration) -> Result<String, AdError> {
+    let (entries, _) = conn
+        .with_timeout(timeout)
+        .search("", Scope::Base, "(objectClass=*)", vec!["dnsHostName"])
+        .map_err(|e| connect_error(server, e))?
+        .success()
+        .map_err(|e| connect_error(server, e))?;
+    entries
+        .into_iter()
+        .map(SearchEntry::construct)
+        .find_map(|e| first_str(&e, "dnsHostName"))
+        .filter(|name| !name.is_empty())
+        .ok_or_else(|| AdError::Kerberos {
+            server: server.to_string(),
+            spn: "ldap/?".into(),
+            reason: "--server is an IP address and the rootDSE has no dnsHostName to name the service principal; pass the DC's DNS name with --server-name".into(),
+        })
+}
+
+/// The host of an `ldap[s]://HOST[:PORT]` URL when it is a DNS name (not an IP address).
+#[cfg_attr(not(feature = "kerberos"), allow(dead_code))]
+fn url_host_name(server: &str) -> Option<String> {
+    let rest = server
+        .strip_prefix("ldaps://")
+        .or_else(|| server.strip_prefix("ldap://"))?
+        .trim_end_matches('/');
+    if rest.starts_with('[') {
+        return None; // [IPv6]
+    }
+    let host = rest.split(':').next()?.trim_end_matches('.');
+    if host.is_empty() || host.parse::<std::net::IpAddr>().is_ok() {
+        return None;
+    }
+    Some(host.to_string())
+}
+
 impl Drop for Directory {
     fn drop(&mut self) {
         let _ = self.conn.unbind();
@@ -703,6 +835,37 @@ mod tests {
         for (url, want) in table {
             assert_eq!(check_server_url(url).ok(), want, "{url}");
         }
+    }
+
+    #[test]
+    fn service_principal_host_from_the_url() {
+        let table = [
+            ("ldaps://dc1.contoso.com", Some("dc1.contoso.com")),
+            ("ldap://dc1.contoso.com.:389/", Some("dc1.contoso.com")),
+            ("ldaps://DC1:636", Some("DC1")),
+            ("ldaps://127.0.0.53", None),
+            ("ldap://127.0.0.53:389", None),
+            ("ldaps://[::1]:636", None),
+            ("https://dc1", None),
+        ];
+        for (url, want) in table {
+            assert_eq!(url_host_name(url).as_deref(), want, "{url}");
+        }
+    }
+
+    #[cfg(not(feature = "kerberos"))]
+    #[test]
+    fn kerberos_without_the_feature_says_how_to_rebuild() {
+        let options = ConnectOptions {
+            // Nothing listens here; the error must come before any connection attempt.
+            server: "ldaps://127.0.0.1:1".into(),
+            ca_file: None,
+            credentials: Credentials::Kerberos { server_name: None },
+            timeout: Duration::from_secs(1),
+        };
+        let err = Directory::connect(&options).expect_err("no kerberos support");
+        assert!(matches!(err, AdError::KerberosUnsupported), "{err}");
+        assert!(err.to_string().contains("--features kerberos"), "{err}");
     }
 
     #[test]

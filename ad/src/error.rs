@@ -82,6 +82,20 @@ pub enum AdError {
         /// The bind DN used.
         bind_dn: String,
     },
+    /// `--kerberos` in a build without the `kerberos` feature.
+    #[error("this gmsa was built without Kerberos support; rebuild with `--features kerberos` (needs libkrb5-dev)")]
+    KerberosUnsupported,
+    /// The SASL GSSAPI (Kerberos) bind failed: no ticket, no such service principal, or the
+    /// server refused it.
+    #[error("Kerberos (GSSAPI) bind to {server} for the service principal {spn} failed: {reason}; get a ticket first (`kinit user@REALM`, with KRB5CCNAME pointing at that credential cache if it is not the default), and check that {spn} is the DC's service principal (pass the DC's DNS host name with --server-name)")]
+    Kerberos {
+        /// The server URL.
+        server: String,
+        /// The service principal asked for, `ldap/HOST`.
+        spn: String,
+        /// What GSSAPI or the server said.
+        reason: String,
+    },
     /// The bound user may not read something that is needed.
     #[error("insufficient rights: {what}; bind as a user that may read it (e.g. a member of Domain Admins, or one granted Read on the object)")]
     InsufficientRights {

@@ -6,7 +6,8 @@
 //! - Decoders (pure, no I/O): [`Sid`] (`objectSid`, `S-1-5-21-…`), [`Guid`] (`objectGUID`,
 //!   mixed-endian), [`SecurityDescriptor`] (self-relative, as in `msDS-GroupMSAMembership`)
 //!   with [`SecurityDescriptor::access_check`].
-//! - [`Directory`]: an LDAP connection (LDAPS or StartTLS, rustls with ring, simple bind)
+//! - [`Directory`]: an LDAP connection (LDAPS or StartTLS, rustls with ring; simple bind, or
+//!   a Kerberos SASL GSSAPI bind with the `kerberos` feature, see [`KERBEROS_SUPPORTED`])
 //!   made from [`ConnectOptions`]; reads the [`Domain`], [`Account`]s, node [`Principal`]s and
 //!   SID names. Every failure is an [`AdError`] that says what to do.
 //! - [`facts_for`]: reads everything [`verify`] needs for a spec; [`verify`] (pure) checks a
@@ -20,7 +21,9 @@ mod sd;
 mod sid;
 mod verify;
 
-pub use directory::{Account, ConnectOptions, Credentials, Directory, Domain, Principal};
+pub use directory::{
+    Account, ConnectOptions, Credentials, Directory, Domain, Principal, KERBEROS_SUPPORTED,
+};
 pub use error::{AdError, DecodeError};
 pub use guid::Guid;
 pub use sd::{

@@ -22,7 +22,10 @@ Examples:
   # applied to the cluster:
   gmsa spec from-dc --account WebApp01 --additional-account Batch01 \\
     --additional-account Reports@fabrikam.com --server ldap://dc1.contoso.com \\
-    --bind-dn 'CN=reader,CN=Users,DC=contoso,DC=com' --password-file reader.pw --apply";
+    --bind-dn 'CN=reader,CN=Users,DC=contoso,DC=com' --password-file reader.pw --apply
+  # With your Kerberos ticket instead of a password (gmsa built with --features kerberos):
+  kinit reader@CONTOSO.COM
+  gmsa spec from-dc --account WebApp01 --server ldaps://dc1.contoso.com --kerberos";
 
 /// Examples shown after `gmsa spec verify --help`.
 pub const VERIFY_HELP: &str = "\
@@ -44,11 +47,20 @@ pub struct DcArgs {
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
     /// The DN (or user@REALM) to bind as; any domain user can read what is needed.
-    #[arg(long, value_name = "DN")]
-    pub bind_dn: String,
+    #[arg(long, value_name = "DN", required_unless_present = "kerberos")]
+    pub bind_dn: Option<String>,
     /// A file holding the bind password (first line; keeps it out of the process list).
-    #[arg(long, value_name = "FILE")]
-    pub password_file: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "kerberos")]
+    pub password_file: Option<PathBuf>,
+    /// Bind with Kerberos (SASL GSSAPI) as the principal of your credential cache (kinit
+    /// first; KRB5CCNAME selects the cache) instead of --bind-dn/--password-file. Needs a
+    /// gmsa built with `--features kerberos`.
+    #[arg(long, conflicts_with_all = ["bind_dn", "password_file"])]
+    pub kerberos: bool,
+    /// With --kerberos: the DC's DNS host name, for its service principal ldap/FQDN
+    /// (default: the --server host, or the DC's dnsHostName when --server is an IP address).
+    #[arg(long, value_name = "FQDN", requires = "kerberos")]
+    pub server_name: Option<String>,
     /// Connect and operation timeout in seconds.
     #[arg(long, default_value_t = 15, value_name = "SECONDS")]
     pub timeout: u64,
@@ -88,26 +100,32 @@ pub struct VerifyArgs {
 }
 
 fn connect(args: &DcArgs) -> anyhow::Result<Directory> {
-    let password = std::fs::read_to_string(&args.password_file).with_context(|| {
-        format!(
-            "--password-file {}: cannot read",
-            args.password_file.display()
-        )
-    })?;
-    let password = password.lines().next().unwrap_or("").to_string();
-    if password.is_empty() {
-        bail!(
-            "--password-file {}: empty; put the bind password on its first line",
-            args.password_file.display()
-        );
-    }
+    let credentials = match (&args.bind_dn, &args.password_file) {
+        _ if args.kerberos => Credentials::Kerberos {
+            server_name: args.server_name.clone(),
+        },
+        (Some(bind_dn), Some(password_file)) => {
+            let password = std::fs::read_to_string(password_file).with_context(|| {
+                format!("--password-file {}: cannot read", password_file.display())
+            })?;
+            let password = password.lines().next().unwrap_or("").to_string();
+            if password.is_empty() {
+                bail!(
+                    "--password-file {}: empty; put the bind password on its first line",
+                    password_file.display()
+                );
+            }
+            Credentials::Simple {
+                bind_dn: bind_dn.clone(),
+                password,
+            }
+        }
+        _ => bail!("give --bind-dn DN and --password-file FILE, or --kerberos"),
+    };
     let options = ConnectOptions {
         server: args.server.clone(),
         ca_file: args.ca_file.clone(),
-        credentials: Credentials::Simple {
-            bind_dn: args.bind_dn.clone(),
-            password,
-        },
+        credentials,
         timeout: Duration::from_secs(args.timeout.max(1)),
     };
     Ok(Directory::connect(&options)?)

@@ -230,6 +230,12 @@ impl Dc {
         format!("ldaps://{}", self.ip)
     }
 
+    /// The DC's DNS host name (`dnsHostName`), e.g. `dc1.gmsatest.example`; its LDAP
+    /// service principal is `ldap/` and this.
+    pub fn host_name(&self) -> String {
+        format!("dc1.{}", self.dns_name)
+    }
+
     /// The samba root process id.
     pub fn pid(&self) -> u32 {
         self.pid
@@ -324,6 +330,10 @@ impl Dc {
 
     fn create_accounts(&self) -> Result<()> {
         let dns = &self.dns_name;
+        // The DC's LDAP service principal (for `--kerberos`). A Windows DC, and a Samba DC
+        // through samba_spnupdate, registers it itself; that runs in the `dnsupdate` service,
+        // which this DC does not start.
+        self.samba_tool(&["spn", "add", &format!("ldap/{}", self.host_name()), "DC1$"])?;
         for gmsa in [GMSA, DISABLED_GMSA] {
             self.samba_tool(&[
                 "service-account",
@@ -530,9 +540,11 @@ fn write_tls(dir: &Path, ip: Ipv4Addr, dns: &str) -> Result<()> {
 
 fn krb5_conf_text(realm: &str, ip: Ipv4Addr) -> String {
     // RC4 is allowed so that a key derived from the managed password's NT hash can be used
-    // (see tests/dc.rs, node-side proof).
+    // (see tests/dc.rs, node-side proof). No DNS at all (the service principal of `gmsa ...
+    // --kerberos` is `ldap/dc1.<domain>`, used as given): only 127.0.0.N is ever contacted.
+    let domain = realm.to_ascii_lowercase();
     format!(
-        "[libdefaults]\n  default_realm = {realm}\n  dns_lookup_kdc = false\n  dns_lookup_realm = false\n  rdns = false\n  allow_weak_crypto = true\n  default_tkt_enctypes = arcfour-hmac\n  permitted_enctypes = arcfour-hmac aes256-cts-hmac-sha1-96 aes128-cts-hmac-sha1-96\n[realms]\n  {realm} = {{\n    kdc = {ip}\n  }}\n"
+        "[libdefaults]\n  default_realm = {realm}\n  dns_lookup_kdc = false\n  dns_lookup_realm = false\n  rdns = false\n  dns_canonicalize_hostname = false\n  allow_weak_crypto = true\n  default_tkt_enctypes = arcfour-hmac\n  permitted_enctypes = arcfour-hmac aes256-cts-hmac-sha1-96 aes128-cts-hmac-sha1-96\n[realms]\n  {realm} = {{\n    kdc = {ip}\n  }}\n[domain_realm]\n  .{domain} = {realm}\n  {domain} = {realm}\n"
     )
 }
 
@@ -665,9 +677,7 @@ impl Dc {
         let cache = keytab.with_extension("ccache");
         let full = format!("{principal}@{}", self.realm);
         let env = |cmd: &mut Command| {
-            cmd.env("KRB5_CONFIG", &self.krb5_conf)
-                .env("KRB5CCNAME", format!("FILE:{}", cache.display()))
-                .stdin(Stdio::null());
+            self.krb5_env(cmd, &cache).stdin(Stdio::null());
         };
         let mut kinit = Command::new("/usr/bin/kinit");
         kinit.args(["-k", "-t"]).arg(keytab).arg(&full);
@@ -686,5 +696,38 @@ impl Dc {
         let listed = klist.output().context("running klist")?;
         text.push_str(&String::from_utf8_lossy(&listed.stdout));
         Ok((listed.status.success(), text))
+    }
+
+    /// Points a command at this KDC only (`KRB5_CONFIG`) and at the credential cache `cache`
+    /// (`KRB5CCNAME=FILE:cache`).
+    pub fn krb5_env<'c>(&self, cmd: &'c mut Command, cache: &Path) -> &'c mut Command {
+        cmd.env("KRB5_CONFIG", &self.krb5_conf)
+            .env("KRB5CCNAME", format!("FILE:{}", cache.display()))
+    }
+
+    /// `kinit principal@REALM` with `password` (on standard input) into the credential cache
+    /// `cache`, against this KDC only.
+    pub fn kinit_with_password(&self, principal: &str, password: &str, cache: &Path) -> Result<()> {
+        let full = format!("{principal}@{}", self.realm);
+        let mut kinit = Command::new("/usr/bin/kinit");
+        kinit
+            .arg(&full)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        self.krb5_env(&mut kinit, cache);
+        let mut child = kinit.spawn().context("running kinit")?;
+        if let Some(mut stdin) = child.stdin.take() {
+            writeln!(stdin, "{password}").context("writing the password to kinit")?;
+        }
+        let out = child.wait_with_output().context("waiting for kinit")?;
+        if !out.status.success() {
+            bail!(
+                "kinit {full} failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
     }
 }

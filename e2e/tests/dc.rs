@@ -593,6 +593,169 @@ fn error_insufficient_rights() {
     );
 }
 
+/// `gmsa ARGS` with `KRB5_CONFIG` at the DC's KDC and `KRB5CCNAME` at `cache`.
+fn gmsa_kerberos(dc: &Dc, cache: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(gmsa_bin());
+    cmd.args(args).env_remove("KUBECONFIG");
+    dc.krb5_env(&mut cmd, cache);
+    cmd.output().expect("running gmsa")
+}
+
+/// Whether the gmsa binary has Kerberos support (`--features gmsa/kerberos`, as
+/// scripts/test.d/20-dc builds it); without it outside CI the Kerberos scenarios skip.
+fn kerberos_built(out: &Output) -> bool {
+    let (_, stderr) = text(out);
+    if !stderr.contains("built without Kerberos support") {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must build gmsa with --features gmsa/kerberos: {stderr}"
+    );
+    eprintln!("skipped: gmsa built without --features kerberos");
+    false
+}
+
+#[test]
+fn from_dc_with_kerberos_gives_the_same_spec() {
+    let dc = dc_or_skip!();
+    let dir = temp();
+    let cache = dir.path().join("admin.ccache");
+    let ca = dc.ca_file.display().to_string();
+    let ldaps = dc.server();
+    let starttls = format!("ldap://{}", dc.ip);
+    let host = dc.host_name();
+    let from_dc = |server: &[&str]| {
+        let mut args = vec![
+            "spec",
+            "from-dc",
+            "--account",
+            GMSA,
+            "-o",
+            "credspec-json",
+            "--ca-file",
+            &ca,
+            "--kerberos",
+        ];
+        args.extend_from_slice(server);
+        gmsa_kerberos(dc, &cache, &args)
+    };
+
+    // No ticket in the cache yet: a clear error naming kinit and the service principal
+    // (taken from the DC's dnsHostName, as --server is an IP address).
+    let out = from_dc(&["--server", &ldaps]);
+    if !kerberos_built(&out) {
+        return;
+    }
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("Kerberos (GSSAPI) bind")
+            && stderr.contains("kinit")
+            && stderr.contains(&format!("ldap/{host}")),
+        "{stderr}"
+    );
+
+    dc.kinit_with_password("Administrator", &dc.admin_password().expect("pw"), &cache)
+        .expect("kinit");
+    let want = generated_spec(dc); // the simple-bind output
+    for server in [
+        vec!["--server", ldaps.as_str()],
+        vec![
+            "--server",
+            starttls.as_str(),
+            "--server-name",
+            host.as_str(),
+        ],
+    ] {
+        let out = from_dc(&server);
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{server:?}: {stderr}");
+        let spec: Value = serde_json::from_str(&stdout).expect("JSON");
+        assert_eq!(spec, want, "{server:?}");
+    }
+
+    // verify binds the same way.
+    let file = write_spec(dir.path(), "spec.json", &want);
+    let file = file.display().to_string();
+    let node = format!("{NODE_DIRECT}$");
+    let out = gmsa_kerberos(
+        dc,
+        &cache,
+        &[
+            "spec",
+            "verify",
+            &file,
+            "--server",
+            &ldaps,
+            "--ca-file",
+            &ca,
+            "--kerberos",
+            "--node",
+            &node,
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!("node {node} may retrieve")),
+        "{stdout}"
+    );
+
+    // A service principal the DC does not have: the KDC refuses, the error names it.
+    let out = from_dc(&[
+        "--server",
+        &ldaps,
+        "--server-name",
+        &format!("nosuch.{}", dc.dns_name),
+    ]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("ldap/nosuch.{}", dc.dns_name)),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn kerberos_bind_is_as_the_ticket_principal() {
+    let dc = dc_or_skip!();
+    let dir = temp();
+    let cache = dir.path().join("restricted.ccache");
+    dc.kinit_with_password(RESTRICTED_USER, &dc.password_of(RESTRICTED_USER), &cache)
+        .expect("kinit");
+    let ca = dc.ca_file.display().to_string();
+    let out = gmsa_kerberos(
+        dc,
+        &cache,
+        &[
+            "spec",
+            "from-dc",
+            "--account",
+            GMSA,
+            "--server",
+            &dc.server(),
+            "--ca-file",
+            &ca,
+            "--kerberos",
+        ],
+    );
+    if !kerberos_built(&out) {
+        return;
+    }
+    // restricted1 may not read the gMSA's objectSid (Administrator may): the bind really
+    // is as the principal of the credential cache.
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "insufficient rights: `objectSid` of {}",
+            dc.gmsa_dn(GMSA)
+        )),
+        "{stderr}"
+    );
+}
+
 /// A Windows pod that refers to `spec_name` at pod level.
 fn gmsa_pod(spec_name: &str) -> String {
     format!(
