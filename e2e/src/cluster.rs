@@ -5,7 +5,8 @@
 //!   `KUBECONFIG` (ambient; an unreachable cluster skips). With neither set the test prints
 //!   that it was skipped and why, and returns.
 //! - [`Cluster::with_namespace`]: runs a test body in a fresh namespace `gmsa-e2e-…`, deleting
-//!   it (and every credspec the body created) afterwards, whether the body passed or not.
+//!   it (and every credspec, pod and webhook configuration the body created) afterwards,
+//!   whether the body passed, failed or panicked.
 //! - [`TestNamespace`]: service accounts, `use` grants (Role + RoleBinding with
 //!   `resourceNames`), credspecs (cluster-scoped, names prefixed `gmsa-e2e-`), and
 //!   [`TestNamespace::accepts`] / [`TestNamespace::rejects`]: a server-side dry-run pod create,
@@ -161,19 +162,46 @@ impl Cluster {
             .any(|c| c.webhooks.iter().flatten().any(|w| w.name == WEBHOOK_NAME)))
     }
 
-    /// Runs `body` in a fresh namespace `gmsa-e2e-{label}-…`, then deletes the namespace and
-    /// every credspec the body created, also when the body failed.
+    /// Runs `body` in a fresh namespace `gmsa-e2e-{label}-…`, then deletes what the body
+    /// registered or created (webhook configurations, pods, credspecs) and the namespace, also
+    /// when the body failed or panicked (a failed assertion); the panic then continues.
     pub async fn with_namespace<T>(
         &self,
         label: &str,
         body: impl AsyncFnOnce(&mut TestNamespace) -> Result<T>,
     ) -> Result<T> {
         let mut ns = TestNamespace::create(self.client(), label).await?;
-        let result = body(&mut ns).await;
+        let result = CatchUnwind(Box::pin(body(&mut ns))).await;
         let cleaned = ns.cleanup().await;
-        let value = result?;
+        let value = match result {
+            Ok(value) => value,
+            Err(panic) => {
+                if let Err(e) = cleaned {
+                    eprintln!("{e:#}");
+                }
+                std::panic::resume_unwind(panic)
+            }
+        }?;
         cleaned?;
         Ok(value)
+    }
+}
+
+/// A future's output, or the panic it raised while polled.
+struct CatchUnwind<F>(std::pin::Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = std::thread::Result<F::Output>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(poll) => poll.map(Ok),
+            Err(panic) => std::task::Poll::Ready(Err(panic)),
+        }
     }
 }
 

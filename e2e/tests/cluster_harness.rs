@@ -1,6 +1,7 @@
 //! The real-cluster harness (`gmsa_e2e::cluster`) itself, against testkit's fake API server:
 //! connecting through `GMSA_E2E_KUBECONFIG`, probing for the CRD and the webhook, a namespace
-//! per test that is deleted afterwards, and `accepts`/`rejects` reading a dry-run pod create.
+//! per test that is deleted afterwards (also when the body panics), and `accepts`/`rejects`
+//! reading a dry-run pod create.
 //!
 //! One test in its own file (its own process): it sets `GMSA_E2E_KUBECONFIG`.
 
@@ -121,6 +122,28 @@ async fn harness_connects_probes_and_cleans_up() {
     );
     let dry_runs = dry_runs.lock().expect("lock").clone();
     assert_eq!(dry_runs.len(), 4);
+
+    // A body that panics (a failed assertion) still has its namespace deleted; the panic
+    // reaches the test.
+    let panicked = tokio::spawn(async {
+        let cluster = Cluster::connect_or_skip("harness").await.expect("connects");
+        cluster
+            .with_namespace("panics", async |_| -> anyhow::Result<()> {
+                panic!("an assertion failed")
+            })
+            .await
+    })
+    .await;
+    assert!(panicked.is_err_and(|e| e.is_panic()));
+    let deleted: Vec<String> = server
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.method == "DELETE" && r.path.starts_with("/api/v1/namespaces/gmsa-e2e-panics-")
+        })
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(deleted.len(), 1, "{deleted:?}");
     assert!(
         dry_runs.iter().all(|q| q.contains("dryRun=All")),
         "{dry_runs:?}"

@@ -147,13 +147,15 @@ impl Fake {
                     let name = hook["name"].as_str().unwrap_or_default();
                     let answer = match call(url, ca, &review).await {
                         Ok(a) => a,
-                        Err(e) => return Outcome::Denied(status(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            "InternalError",
-                            &format!(
+                        Err(e) => {
+                            return Outcome::Denied(status(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "InternalError",
+                                &format!(
                                 "Internal error occurred: failed calling webhook \"{name}\": {e}"
                             ),
-                        )),
+                            ))
+                        }
                     };
                     let response = &answer["response"];
                     for w in response["warnings"].as_array().into_iter().flatten() {
