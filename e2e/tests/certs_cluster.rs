@@ -78,7 +78,7 @@ async fn issued_certificate_is_trusted_by_the_api_server() {
         return;
     };
     let client = cluster.client();
-    let host = std::env::var("GMSA_E2E_WEBHOOK_HOST").unwrap_or_else(|_| "127.0.0.1".into());
+    let host = gmsa_e2e::local_webhook::webhook_host();
     let result = cluster
         .with_namespace("certs", async |ns| {
             let ns_name = ns.name().to_string();
