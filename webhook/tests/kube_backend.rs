@@ -471,6 +471,17 @@ struct Authz {
     registry: Registry,
 }
 
+impl Authz {
+    /// Whether the lookup answers "allowed" (failing the test on a lookup error).
+    async fn allowed(&self, namespace: &str, service_account: &str, spec: &str) -> bool {
+        self.authz
+            .may_use(namespace, service_account, spec)
+            .await
+            .expect("ok")
+            .allowed
+    }
+}
+
 async fn start_authz(api: &CrdApi, config: AuthzConfig) -> Authz {
     let server = FakeApiServer::start(api.router()).await;
     let mut registry = Registry::default();
@@ -659,24 +670,12 @@ async fn answers_are_reused_within_their_ttl_and_asked_again_after() {
     api.set_authz("demo", "webapp", "webapp01", AuthzAnswer::allowed("ok"));
     let a = start_authz(&api, config(400, 0, 1000)).await;
     for _ in 0..10 {
-        assert!(
-            a.authz
-                .may_use("demo", "webapp", "webapp01")
-                .await
-                .expect("ok")
-                .allowed
-        );
+        assert!(a.allowed("demo", "webapp", "webapp01").await);
     }
     assert_eq!(api.calls(Route::Lsar), 1, "allowed answer cached");
     // Denied TTL 0: every lookup of a denied answer asks again.
     for _ in 0..3 {
-        assert!(
-            !a.authz
-                .may_use("demo", "default", "webapp01")
-                .await
-                .expect("ok")
-                .allowed
-        );
+        assert!(!a.allowed("demo", "default", "webapp01").await);
     }
     assert_eq!(api.calls(Route::Lsar), 4, "denied answers not cached");
     // Other keys are separate entries.
@@ -692,13 +691,7 @@ async fn answers_are_reused_within_their_ttl_and_asked_again_after() {
     // After the TTL the answer is asked again (and a revoked permission is seen).
     api.set_authz("demo", "webapp", "webapp01", AuthzAnswer::no_opinion());
     tokio::time::sleep(Duration::from_millis(450)).await;
-    assert!(
-        !a.authz
-            .may_use("demo", "webapp", "webapp01")
-            .await
-            .expect("ok")
-            .allowed
-    );
+    assert!(!a.allowed("demo", "webapp", "webapp01").await);
     assert_eq!(api.calls(Route::Lsar), 7);
     assert_metric(&a.registry, "gmsa_webhook_authz_cache_hits_total 9");
     assert_metric(&a.registry, "gmsa_webhook_authz_cache_misses_total 7");
@@ -709,13 +702,7 @@ async fn denied_answers_have_their_own_ttl() {
     let api = CrdApi::empty();
     let a = start_authz(&api, config(0, 300, 1000)).await;
     for _ in 0..5 {
-        assert!(
-            !a.authz
-                .may_use("demo", "default", "webapp01")
-                .await
-                .expect("ok")
-                .allowed
-        );
+        assert!(!a.allowed("demo", "default", "webapp01").await);
     }
     assert_eq!(api.calls(Route::Lsar), 1);
     // Granted meanwhile: seen once the denied TTL is over.
@@ -726,21 +713,9 @@ async fn denied_answers_have_their_own_ttl() {
         AuthzAnswer::allowed("granted"),
     );
     tokio::time::sleep(Duration::from_millis(350)).await;
-    assert!(
-        a.authz
-            .may_use("demo", "default", "webapp01")
-            .await
-            .expect("ok")
-            .allowed
-    );
+    assert!(a.allowed("demo", "default", "webapp01").await);
     // Allowed TTL 0: asked again every time.
-    assert!(
-        a.authz
-            .may_use("demo", "default", "webapp01")
-            .await
-            .expect("ok")
-            .allowed
-    );
+    assert!(a.allowed("demo", "default", "webapp01").await);
     assert_eq!(api.calls(Route::Lsar), 3);
 }
 
