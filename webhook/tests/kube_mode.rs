@@ -13,15 +13,7 @@ use gmsa_testkit::crd_api::{captured_credspec, AuthzAnswer, CrdApi};
 use gmsa_testkit::FakeApiServer;
 
 async fn send(conn: &mut Conn, path: &str, body: String) -> serde_json::Value {
-    conn.send(common::request(
-        "POST",
-        path,
-        Some("application/json"),
-        body,
-    ))
-    .await
-    .expect("reply")
-    .json()
+    conn.post_json(path, body).await.json()
 }
 
 fn kubeconfig(dir: &std::path::Path, server: &str) -> std::path::PathBuf {

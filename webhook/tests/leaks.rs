@@ -228,15 +228,7 @@ async fn run_webhook(
     for proto in [Proto::H1, Proto::H2] {
         let mut conn = Conn::open(https_addr, &ca.pem, proto).await;
         for (path, body) in reviews(spec_json) {
-            let reply = conn
-                .send(common::request(
-                    "POST",
-                    path,
-                    Some("application/json"),
-                    body,
-                ))
-                .await
-                .expect("reply");
+            let reply = conn.post_json(path, body).await;
             answers.push((path, reply.status, reply.json()));
         }
     }

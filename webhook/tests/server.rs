@@ -197,25 +197,11 @@ async fn body_over_the_limit_gets_413_without_being_read() {
     // HTTP/2 too; and a body at the limit is fine.
     let mut conn = f.conn(Proto::H2).await;
     let big = "x".repeat(2048);
-    let reply = conn
-        .send(common::request(
-            "POST",
-            "/validate",
-            Some("application/json"),
-            big,
-        ))
-        .await
-        .expect("reply");
+    let reply = conn.post_json("/validate", big).await;
     assert_eq!(reply.status, 413);
     let reply = conn
-        .send(common::request(
-            "POST",
-            "/validate",
-            Some("application/json"),
-            common::review_plain_pod("small"),
-        ))
-        .await
-        .expect("reply");
+        .post_json("/validate", common::review_plain_pod("small"))
+        .await;
     assert_eq!(reply.status, 200);
     f.webhook.shutdown().await;
 }
@@ -270,14 +256,8 @@ async fn slow_clients_are_cut_off_and_do_not_block_others() {
     for i in 0..5 {
         let started = Instant::now();
         let reply = conn
-            .send(common::request(
-                "POST",
-                "/validate",
-                Some("application/json"),
-                common::review_plain_pod(&format!("other-{i}")),
-            ))
-            .await
-            .expect("reply");
+            .post_json("/validate", common::review_plain_pod(&format!("other-{i}")))
+            .await;
         assert_eq!(reply.status, 200);
         // Blocked behind a slow client would mean waiting out a 500 ms timeout.
         assert!(started.elapsed() < Duration::from_millis(450));
@@ -457,15 +437,7 @@ async fn metrics_ready_and_live_on_the_admin_port() {
         ("/mutate", common::review_gmsa_pod("m2", "webapp01")),
         ("/mutate", common::review_gmsa_pod("m3", "no-such-spec")),
     ] {
-        let reply = conn
-            .send(common::request(
-                "POST",
-                path,
-                Some("application/json"),
-                body,
-            ))
-            .await
-            .expect("reply");
+        let reply = conn.post_json(path, body).await;
         assert_eq!(reply.status, 200);
     }
     conn.send(common::request(

@@ -208,6 +208,13 @@ impl Conn {
             body,
         })
     }
+
+    /// POSTs `body` as `application/json` to `path` (failing the test if no reply comes).
+    pub async fn post_json(&mut self, path: &str, body: impl Into<Bytes>) -> Reply {
+        self.send(request("POST", path, Some("application/json"), body))
+            .await
+            .expect("reply")
+    }
 }
 
 /// A request with `Host`, optional content type and body.
