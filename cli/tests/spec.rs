@@ -7,12 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 
-use axum::body::Bytes;
-use axum::extract::RawQuery;
-use axum::http::HeaderMap;
-use axum::routing::patch;
 use axum::Router;
-use gmsa_testkit::{json, FakeApiServer};
+use gmsa_testkit::{apply_recorder, AppliedPatch, FakeApiServer};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -350,51 +346,8 @@ fn help_shows_examples() {
     }
 }
 
-#[derive(Clone, Default)]
-struct Seen {
-    content_type: String,
-    query: String,
-    body: Vec<u8>,
-}
-
-fn kubeconfig(dir: &Path, server: &str) -> PathBuf {
-    let path = dir.join("kubeconfig");
-    let text = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {server}\nusers:\n- name: me\n  user: {{}}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: me\ncurrent-context: fake\n"
-    );
-    std::fs::write(&path, text).expect("write kubeconfig");
-    path
-}
-
-async fn apply_server() -> (FakeApiServer, Arc<Mutex<Vec<Seen>>>) {
-    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-    let sink = seen.clone();
-    let router = Router::new().route(
-        "/apis/windows.k8s.io/v1/gmsacredentialspecs/{name}",
-        patch(
-            move |headers: HeaderMap, RawQuery(query): RawQuery, body: Bytes| {
-                let sink = sink.clone();
-                async move {
-                    let content_type = headers
-                        .get("content-type")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_string();
-                    if let Ok(mut s) = sink.lock() {
-                        s.push(Seen {
-                            content_type,
-                            query: query.unwrap_or_default(),
-                            body: body.to_vec(),
-                        });
-                    }
-                    let mut stored: serde_json::Value =
-                        serde_json::from_slice(&body).unwrap_or_default();
-                    stored["metadata"]["resourceVersion"] = "300".into();
-                    json(&stored)
-                }
-            },
-        ),
-    );
+async fn apply_server() -> (FakeApiServer, Arc<Mutex<Vec<AppliedPatch>>>) {
+    let (router, seen) = apply_recorder();
     (FakeApiServer::start(router).await, seen)
 }
 
@@ -402,7 +355,7 @@ async fn apply_server() -> (FakeApiServer, Arc<Mutex<Vec<Seen>>>) {
 /// server keeps answering while the binary runs).
 async fn gmsa_against(server: &FakeApiServer, args: &[&str]) -> Output {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = kubeconfig(dir.path(), &server.url());
+    let config = server.write_kubeconfig(dir.path());
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();

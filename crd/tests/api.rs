@@ -1,18 +1,15 @@
 //! `GMSACredentialSpec` through a real `kube::Client` against the fake API server answering
 //! like the captured kube-apiserver 1.32: get, list, watch/reflector and server-side apply.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::RawQuery;
-use axum::http::HeaderMap;
 use axum::response::IntoResponse;
-use axum::routing::{get, patch};
+use axum::routing::get;
 use axum::Router;
 use futures::StreamExt;
 use gmsa_crd::{CredSpec, GMSACredentialSpec};
-use gmsa_testkit::{fixture, fixture_text, json, FakeApiServer};
+use gmsa_testkit::{apply_recorder, fixture, fixture_text, json, FakeApiServer};
 use kube::runtime::{reflector, watcher, WatchStreamExt};
 use kube::Api;
 
@@ -93,44 +90,9 @@ async fn reflector_follows_list_then_watch_events() {
     assert_eq!(names, ["webapp01"]);
 }
 
-#[derive(Default, Clone)]
-struct Captured {
-    content_type: String,
-    query: String,
-    body: Vec<u8>,
-}
-
 #[tokio::test]
 async fn apply_sends_a_server_side_apply_patch_as_field_manager_gmsa() {
-    let captured: Arc<Mutex<Option<Captured>>> = Arc::default();
-    let sink = captured.clone();
-    let router = Router::new().route(
-        &format!("{BASE}/webapp01"),
-        patch(
-            move |headers: HeaderMap, RawQuery(query): RawQuery, body: Bytes| {
-                let sink = sink.clone();
-                async move {
-                    let content_type = headers
-                        .get("content-type")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_string();
-                    let mut stored: serde_json::Value =
-                        serde_json::from_slice(&body).unwrap_or_default();
-                    if let Ok(mut slot) = sink.lock() {
-                        *slot = Some(Captured {
-                            content_type,
-                            query: query.unwrap_or_default(),
-                            body: body.to_vec(),
-                        });
-                    }
-                    stored["metadata"]["uid"] = "16216da0-6959-478c-a050-2700c5d705a1".into();
-                    stored["metadata"]["resourceVersion"] = "300".into();
-                    json(&stored)
-                }
-            },
-        ),
-    );
+    let (router, seen) = apply_recorder();
     let server = FakeApiServer::start(router).await;
     let captured_spec = fixture("k8s-1.32/api/gmsacredentialspec-get.json");
     let typed = CredSpec::from_value(&captured_spec["credspec"]).expect("typed");
@@ -142,11 +104,8 @@ async fn apply_sends_a_server_side_apply_patch_as_field_manager_gmsa() {
     assert_eq!(stored.metadata.resource_version.as_deref(), Some("300"));
     assert_eq!(stored.credspec, spec.credspec);
 
-    let request = captured
-        .lock()
-        .expect("lock")
-        .clone()
-        .expect("a PATCH arrived");
+    let seen = seen.lock().expect("lock").clone();
+    let request = seen.first().expect("a PATCH arrived");
     assert_eq!(request.content_type, "application/apply-patch+yaml");
     let query: Vec<&str> = request.query.split('&').collect();
     assert!(query.contains(&"fieldManager=gmsa"), "{query:?}");
@@ -161,26 +120,14 @@ async fn apply_sends_a_server_side_apply_patch_as_field_manager_gmsa() {
 
 #[tokio::test]
 async fn apply_without_force_does_not_ask_for_force() {
-    let seen: Arc<Mutex<String>> = Arc::default();
-    let sink = seen.clone();
-    let router = Router::new().route(
-        &format!("{BASE}/webapp01"),
-        patch(move |RawQuery(query): RawQuery, body: Bytes| {
-            let sink = sink.clone();
-            async move {
-                if let Ok(mut s) = sink.lock() {
-                    *s = query.unwrap_or_default();
-                }
-                json(&serde_json::from_slice(&body).unwrap_or_default())
-            }
-        }),
-    );
+    let (router, seen) = apply_recorder();
     let server = FakeApiServer::start(router).await;
     let spec = GMSACredentialSpec::new("webapp01", &CredSpec::default());
     gmsa_crd::apply(server.client(), &spec, false)
         .await
         .expect("apply");
-    let query = seen.lock().expect("lock").clone();
+    let seen = seen.lock().expect("lock").clone();
+    let query = &seen.first().expect("a PATCH arrived").query;
     assert!(query.contains("fieldManager=gmsa"), "{query}");
     assert!(!query.contains("force"), "{query}");
 }

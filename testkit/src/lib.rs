@@ -9,6 +9,8 @@
 //!   (copied from `shared/fixtures/apiserver`, see `fixtures/apiserver/README.md`).
 //! - [`status`]: a `metav1.Status` body as the API server sends it with an error code.
 //! - [`eventually`]: polls a condition until it holds, with a limit.
+//! - [`apply_recorder`]: a route answering server-side-apply PATCHes of `gmsacredentialspecs`,
+//!   recording each one.
 //! - [`crd_api::CrdApi`]: a stateful fake of the `gmsacredentialspecs` collection (list, watch,
 //!   GET) and of LocalSubjectAccessReviews, with fault injection.
 
@@ -188,6 +190,53 @@ pub fn json(value: &serde_json::Value) -> Response {
         Body::from(value.to_string()),
     )
         .into_response()
+}
+
+/// One PATCH received by [`apply_recorder`].
+#[derive(Clone, Debug, Default)]
+pub struct AppliedPatch {
+    /// The `content-type` header (`application/apply-patch+yaml` for a server-side apply).
+    pub content_type: String,
+    /// The query string, e.g. `fieldManager=gmsa&force=true`.
+    pub query: String,
+    /// The request body as sent.
+    pub body: Vec<u8>,
+}
+
+/// A router answering `PATCH /apis/windows.k8s.io/v1/gmsacredentialspecs/{name}` like a
+/// server-side apply: the body echoed back with `metadata.uid` and `metadata.resourceVersion`
+/// (`"300"`) set. Every PATCH is appended to the returned log.
+pub fn apply_recorder() -> (Router, Arc<Mutex<Vec<AppliedPatch>>>) {
+    let seen: Arc<Mutex<Vec<AppliedPatch>>> = Arc::default();
+    let sink = seen.clone();
+    let route = axum::routing::patch(
+        move |headers: axum::http::HeaderMap,
+              axum::extract::RawQuery(query): axum::extract::RawQuery,
+              body: bytes::Bytes| {
+            let sink = sink.clone();
+            async move {
+                let content_type = headers
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                if let Ok(mut s) = sink.lock() {
+                    s.push(AppliedPatch {
+                        content_type,
+                        query: query.unwrap_or_default(),
+                        body: body.to_vec(),
+                    });
+                }
+                let mut stored: serde_json::Value =
+                    serde_json::from_slice(&body).unwrap_or_default();
+                stored["metadata"]["uid"] = "16216da0-6959-478c-a050-2700c5d705a1".into();
+                stored["metadata"]["resourceVersion"] = "300".into();
+                json(&stored)
+            }
+        },
+    );
+    let router = Router::new().route(&crd_api::spec_path("{name}"), route);
+    (router, seen)
 }
 
 #[cfg(test)]
