@@ -177,6 +177,30 @@ fn not_found(resource: &str, name: &str) -> Response {
     )
 }
 
+/// 400 as the API server answers a request body that is not JSON.
+#[allow(clippy::result_large_err)] // the Err is the handler's own early return
+fn json_body(body: &[u8]) -> Result<Value, Response> {
+    serde_json::from_slice(body).map_err(|_| {
+        status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "the body is not JSON",
+        )
+    })
+}
+
+/// 409 when `sent` names a resourceVersion other than the stored one (optimistic concurrency).
+fn stale(resource: &str, name: &str, sent: &Value, stored: &Value) -> Option<Response> {
+    let rv = sent["metadata"]["resourceVersion"].as_str()?;
+    (Some(rv) != stored["metadata"]["resourceVersion"].as_str()).then(|| {
+        status(
+            StatusCode::CONFLICT,
+            "Conflict",
+            &format!("Operation cannot be fulfilled on {resource} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"),
+        )
+    })
+}
+
 impl CsrApi {
     /// A fake with a fresh test CA, signer mode [`SignerMode::Sign`], the `kube-root-ca.crt`
     /// ConfigMap present, and no CSRs, Secrets or webhook configurations.
@@ -688,12 +712,9 @@ async fn create_csr(State(api): State<CsrApi>, body: Bytes) -> Response {
     if let Some(r) = api.check(Call::CreateCsr) {
         return r;
     }
-    let Ok(mut csr) = serde_json::from_slice::<Value>(&body) else {
-        return status(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "the body is not JSON",
-        );
+    let mut csr = match json_body(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let name = csr["metadata"]["name"]
         .as_str()
@@ -767,25 +788,21 @@ async fn approve_csr(State(api): State<CsrApi>, Path(name): Path<String>, body: 
     {
         return r;
     }
-    let Ok(sent) = serde_json::from_slice::<Value>(&body) else {
-        return status(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "the body is not JSON",
-        );
+    let sent = match json_body(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let mut st = api.state();
     let Some(stored) = st.csrs.get(&name).cloned() else {
         return not_found("certificatesigningrequests.certificates.k8s.io", &name);
     };
-    if let Some(rv) = sent["metadata"]["resourceVersion"].as_str() {
-        if Some(rv) != stored["metadata"]["resourceVersion"].as_str() {
-            return status(
-                StatusCode::CONFLICT,
-                "Conflict",
-                &format!("Operation cannot be fulfilled on certificatesigningrequests.certificates.k8s.io \"{name}\": the object has been modified; please apply your changes to the latest version and try again"),
-            );
-        }
+    if let Some(r) = stale(
+        "certificatesigningrequests.certificates.k8s.io",
+        &name,
+        &sent,
+        &stored,
+    ) {
+        return r;
     }
     let conditions = sent["status"]["conditions"]
         .as_array()
@@ -876,12 +893,9 @@ async fn create_secret(State(api): State<CsrApi>, Path(ns): Path<String>, body: 
     if let Some(r) = api.check(Call::CreateSecret) {
         return r;
     }
-    let Ok(secret) = serde_json::from_slice::<Value>(&body) else {
-        return status(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "the body is not JSON",
-        );
+    let secret = match json_body(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let name = secret["metadata"]["name"]
         .as_str()
@@ -909,26 +923,17 @@ async fn replace_secret(
     if let Some(r) = api.check(Call::ReplaceSecret) {
         return r;
     }
-    let Ok(secret) = serde_json::from_slice::<Value>(&body) else {
-        return status(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "the body is not JSON",
-        );
+    let secret = match json_body(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let mut st = api.state();
     let key = (ns.clone(), name.clone());
     let Some(stored) = st.secrets.get(&key) else {
         return not_found("secrets", &name);
     };
-    if let Some(rv) = secret["metadata"]["resourceVersion"].as_str() {
-        if Some(rv) != stored["metadata"]["resourceVersion"].as_str() {
-            return status(
-                StatusCode::CONFLICT,
-                "Conflict",
-                &format!("Operation cannot be fulfilled on secrets \"{name}\": the object has been modified; please apply your changes to the latest version and try again"),
-            );
-        }
+    if let Some(r) = stale("secrets", &name, &secret, stored) {
+        return r;
     }
     let stored_type = stored["type"].as_str().unwrap_or("Opaque");
     if secret["type"].as_str().unwrap_or("Opaque") != stored_type {
@@ -1001,12 +1006,9 @@ async fn patch_webhook(
             return invalid(format!("the JSON patch does not apply: {e}"));
         }
     } else if content_type.starts_with("application/merge-patch+json") {
-        let Ok(patch) = serde_json::from_slice::<Value>(&body) else {
-            return status(
-                StatusCode::BAD_REQUEST,
-                "BadRequest",
-                "the body is not JSON",
-            );
+        let patch = match json_body(&body) {
+            Ok(v) => v,
+            Err(r) => return r,
         };
         json_patch::merge(&mut doc, &patch);
     } else {
