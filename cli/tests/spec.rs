@@ -57,6 +57,14 @@ fn stderr(o: &Output) -> String {
     String::from_utf8(o.stderr.clone()).expect("stderr is UTF-8")
 }
 
+/// Exit code 1, nothing on stdout, and `fragment` in stderr.
+#[track_caller]
+fn assert_refused(out: &Output, fragment: &str) {
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(out));
+    assert_eq!(stdout(out), "", "nothing written on error");
+    assert!(stderr(out).contains(fragment), "{}", stderr(out));
+}
+
 fn example(name: &str) -> String {
     std::fs::read_to_string(root().join("examples").join(name)).expect("read example")
 }
@@ -171,13 +179,7 @@ fn a_50_mb_file_is_refused() {
     file.set_len(50 * 1024 * 1024).expect("50 MB sparse file");
     let started = std::time::Instant::now();
     let out = gmsa(&["spec", "from-file", path.to_str().expect("utf-8 path")]);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(stdout(&out), "");
-    assert!(
-        stderr(&out).contains("is larger than 1048576 bytes"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, "is larger than 1048576 bytes");
     assert!(started.elapsed().as_secs() < 10);
 }
 
@@ -186,8 +188,7 @@ fn validation_errors_are_listed_with_paths_and_nothing_is_printed() {
     let path = fixture("invalid-spec.json");
     let shown = path.to_str().expect("utf-8 path");
     let out = gmsa(&["spec", "from-file", shown]);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(stdout(&out), "");
+    assert_refused(&out, "2 error(s) in the credential spec; nothing written");
     let err = stderr(&out);
     for line in [
         format!("{shown}: error: DomainJoinConfig.Sid: \"S-1-5-21-2126729477-2524075714-3094792973-1104\" is an account SID"),
@@ -228,13 +229,7 @@ fn bad_names_are_refused() {
         "--name",
         "Web_App",
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(stdout(&out), "");
-    assert!(
-        stderr(&out).contains("--name: \"Web_App\" is not a valid resource name"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, "--name: \"Web_App\" is not a valid resource name");
 }
 
 /// `gmsa spec new` for an account of contoso.com with `sid`, plus `extra` arguments.
@@ -279,13 +274,7 @@ fn spec_new_builds_what_new_credentialspec_would() {
 #[test]
 fn spec_new_refuses_a_user_sid() {
     let out = spec_new("WebApp01", "S-1-5-21-1-2-3-1104", &[]);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(stdout(&out), "");
-    assert!(
-        stderr(&out).contains("gmsa spec new: error: DomainJoinConfig.Sid"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, "gmsa spec new: error: DomainJoinConfig.Sid");
 }
 
 #[test]
@@ -437,12 +426,8 @@ async fn apply_failure_says_what_to_do() {
         "--apply",
     ];
     let out = gmsa_against(&server, &apply).await;
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(stdout(&out), "");
-    assert!(
-        stderr(&out)
-            .contains("server-side applying GMSACredentialSpec webapp01 (is the CRD installed?"),
-        "{}",
-        stderr(&out)
+    assert_refused(
+        &out,
+        "server-side applying GMSACredentialSpec webapp01 (is the CRD installed?",
     );
 }
