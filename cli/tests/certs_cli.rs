@@ -55,6 +55,18 @@ fn text(out: &Output) -> (String, String) {
     )
 }
 
+/// `gmsa certs` with the arguments of `line` split at whitespace (none of them hold spaces).
+async fn gmsa_line(env: &Env, line: &str) -> Output {
+    gmsa(env, &line.split_whitespace().collect::<Vec<_>>()).await
+}
+
+/// The output of a run that must have succeeded.
+fn succeeded(out: &Output) -> (String, String) {
+    let (stdout, stderr) = text(out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    (stdout, stderr)
+}
+
 fn writes(env: &Env) -> usize {
     env.server
         .requests()
@@ -91,8 +103,7 @@ async fn helm_hook_and_cronjob_commands_work_as_written() {
         "gmsa-webhook",
     ];
     let out = gmsa(&env, &hook).await;
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let (stdout, stderr) = succeeded(&out);
     assert!(
         stdout.contains("Issued a certificate for gmsa-webhook.gmsa.svc"),
         "{stdout}"
@@ -114,8 +125,7 @@ async fn helm_hook_and_cronjob_commands_work_as_written() {
     // Re-running the hook changes nothing.
     let before = writes(&env);
     let out = gmsa(&env, &hook).await;
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let (stdout, _) = succeeded(&out);
     assert!(stdout.contains("Nothing to do"), "{stdout}");
     assert_eq!(writes(&env), before);
 
@@ -136,8 +146,7 @@ async fn helm_hook_and_cronjob_commands_work_as_written() {
         "json",
     ];
     let out = gmsa(&env, &cron).await;
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let (stdout, _) = succeeded(&out);
     let summary: Value = serde_json::from_str(&stdout).expect("JSON summary");
     assert_eq!(summary["action"], "unchanged");
     assert_eq!(summary["secret"], "gmsa/gmsa-webhook-tls");
@@ -147,8 +156,7 @@ async fn helm_hook_and_cronjob_commands_work_as_written() {
     let mut due = cron.to_vec();
     due[8] = "9000h";
     let out = gmsa(&env, &due).await;
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let (stdout, _) = succeeded(&out);
     let summary: Value = serde_json::from_str(&stdout).expect("JSON summary");
     assert_eq!(summary["action"], "issued");
     assert!(
@@ -167,20 +175,8 @@ async fn helm_hook_and_cronjob_commands_work_as_written() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_prints_the_csr_and_calls_and_writes_nothing() {
     let env = fake().await;
-    let out = gmsa(
-        &env,
-        &[
-            "issue",
-            "--service",
-            "gmsa-webhook",
-            "--secret",
-            "tls",
-            "--dry-run",
-        ],
-    )
-    .await;
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let out = gmsa_line(&env, "issue --service gmsa-webhook --secret tls --dry-run").await;
+    let (stdout, _) = succeeded(&out);
     assert!(
         stdout.contains("kind: CertificateSigningRequest"),
         "{stdout}"
@@ -220,7 +216,7 @@ async fn certs_dir_then_inspect_the_file_and_the_secret() {
         ],
     )
     .await;
-    assert!(out.status.success(), "{:?}", text(&out));
+    succeeded(&out);
 
     let cert = dir.join("tls.crt");
     let out = gmsa(
@@ -234,8 +230,7 @@ async fn certs_dir_then_inspect_the_file_and_the_secret() {
         ],
     )
     .await;
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let (stdout, _) = succeeded(&out);
     assert!(
         stdout.contains("w.gmsa.svc.cluster.local") && stdout.contains("Key:        matches"),
         "{stdout}"
@@ -245,19 +240,7 @@ async fn certs_dir_then_inspect_the_file_and_the_secret() {
         "{stdout}"
     );
 
-    let out = gmsa(
-        &env,
-        &[
-            "inspect",
-            "--secret",
-            "w-tls",
-            "--warn-before",
-            "72h",
-            "-o",
-            "json",
-        ],
-    )
-    .await;
+    let out = gmsa_line(&env, "inspect --secret w-tls --warn-before 72h -o json").await;
     let (stdout, stderr) = text(&out);
     assert_eq!(
         out.status.code(),
@@ -274,19 +257,7 @@ async fn certs_dir_then_inspect_the_file_and_the_secret() {
 async fn errors_name_the_fix() {
     let env = fake().await;
     env.api.set_signer_mode(SignerMode::Never);
-    let out = gmsa(
-        &env,
-        &[
-            "issue",
-            "--service",
-            "w",
-            "--secret",
-            "t",
-            "--timeout",
-            "1s",
-        ],
-    )
-    .await;
+    let out = gmsa_line(&env, "issue --service w --secret t --timeout 1s").await;
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -294,50 +265,26 @@ async fn errors_name_the_fix() {
         "{stderr}"
     );
 
-    let out = gmsa(
-        &env,
-        &[
-            "issue",
-            "--service",
-            "w",
-            "--secret",
-            "t",
-            "--key-type",
-            "rsa2048",
-        ],
-    )
-    .await;
+    let out = gmsa_line(&env, "issue --service w --secret t --key-type rsa2048").await;
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.contains("--key-file"), "{stderr}");
 
-    let out = gmsa(
-        &env,
-        &[
-            "issue",
-            "--service",
-            "w",
-            "--secret",
-            "t",
-            "--duration",
-            "5m",
-        ],
-    )
-    .await;
+    let out = gmsa_line(&env, "issue --service w --secret t --duration 5m").await;
     let (_, stderr) = text(&out);
     assert!(
         stderr.contains("minimum for spec.expirationSeconds is 10m"),
         "{stderr}"
     );
 
-    let out = gmsa(&env, &["issue", "--service", "w"]).await;
+    let out = gmsa_line(&env, "issue --service w").await;
     let (_, stderr) = text(&out);
     assert!(
         stderr.contains("--secret NAME and/or --certs-dir DIR"),
         "{stderr}"
     );
 
-    let out = gmsa(&env, &["issue", "--service", "W_bad", "--secret", "t"]).await;
+    let out = gmsa_line(&env, "issue --service W_bad --secret t").await;
     let (_, stderr) = text(&out);
     assert!(stderr.contains("invalid service name"), "{stderr}");
 }
@@ -361,7 +308,7 @@ async fn an_rsa_key_file_is_used_with_key_encipherment() {
         ],
     )
     .await;
-    assert!(out.status.success(), "{:?}", text(&out));
+    succeeded(&out);
     let csr = env.api.csr("w.gmsa").expect("csr");
     assert_eq!(
         csr["spec"]["usages"],
@@ -384,7 +331,7 @@ async fn a_run_killed_midway_leaves_the_secret_and_files_as_they_were() {
         dir_s,
     ];
     let out = gmsa(&env, &base).await;
-    assert!(out.status.success(), "{:?}", text(&out));
+    succeeded(&out);
     let secret_before = env.api.secret("gmsa", "w-tls").expect("secret")["data"].clone();
     let read = |name: &str| std::fs::read_to_string(dir.join(name)).expect("read");
     let files_before = (read("tls.crt"), read("tls.key"), read("ca.crt"));
