@@ -322,8 +322,8 @@ impl Admitter {
             Ok(scan) => scan,
             Err(denial) => return deny(denial, ""),
         };
-        let pod = scan.pod.shown().to_string();
-        tracing::Span::current().record("pod", pod.as_str());
+        let pod = scan.pod.shown();
+        tracing::Span::current().record("pod", pod);
         let needs = scan.needs(kind);
         let resolved = self.resolve(&scan, &needs).await;
         let options = DecideOptions {
@@ -336,7 +336,7 @@ impl Admitter {
         };
         let decision = admission::decide(kind, &scan, &resolved, &options);
         match &decision.denial {
-            Some(denial) => log_denial(denial, &scan.namespace, &pod),
+            Some(denial) => log_denial(denial, &scan.namespace, pod),
             None => tracing::debug!(
                 patch_ops = decision.patch.len(),
                 warnings = decision.warnings.len(),
