@@ -65,10 +65,9 @@ impl CaBundle {
 
     /// Whether another bundle holds the same certificates (order and formatting ignored).
     pub fn same_certs(&self, other_pem: &str) -> bool {
-        let Ok(blocks) = pem::parse_many(other_pem) else {
+        let Ok(mut theirs) = parse_pem_chain(other_pem, "caBundle") else {
             return false;
         };
-        let mut theirs: Vec<Vec<u8>> = blocks.into_iter().map(|b| b.into_contents()).collect();
         let mut ours = self.ders.clone();
         theirs.sort();
         ours.sort();
