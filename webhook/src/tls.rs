@@ -191,9 +191,16 @@ pub fn parse_pair(
 
 /// Reads and checks a pair from files.
 pub fn load_pair(paths: &CertPaths) -> Result<LoadedPair, TlsError> {
-    let cert = read(Role::Certificate, &paths.cert)?;
-    let key = read(Role::PrivateKey, &paths.key)?;
+    let (cert, key) = read_pair(paths)?;
     parse_pair(paths, &cert, &key)
+}
+
+/// Reads the certificate file, then the key file (an error names the file).
+fn read_pair(paths: &CertPaths) -> Result<PairBytes, TlsError> {
+    Ok((
+        read(Role::Certificate, &paths.cert)?,
+        read(Role::PrivateKey, &paths.key)?,
+    ))
 }
 
 /// A self-signed pair for `localhost`, `127.0.0.1`, `::1` and `$HOSTNAME` (not for
@@ -304,8 +311,7 @@ impl CertReloader {
     /// Loads the pair (failing with a message naming the file) and returns the reloader
     /// with its resolver serving that pair.
     pub fn start(paths: CertPaths, metrics: CertMetrics) -> Result<Self, TlsError> {
-        let cert = read(Role::Certificate, &paths.cert)?;
-        let key = read(Role::PrivateKey, &paths.key)?;
+        let (cert, key) = read_pair(&paths)?;
         let pair = parse_pair(&paths, &cert, &key)?;
         log_served(&pair, &paths, "serving certificate");
         metrics.not_after_seconds.set(pair.not_after);
@@ -327,8 +333,7 @@ impl CertReloader {
 
     /// Reads the files once and swaps in a changed good pair.
     pub fn check(&self) -> ReloadStatus {
-        let contents = read(Role::Certificate, &self.paths.cert)
-            .and_then(|c| read(Role::PrivateKey, &self.paths.key).map(|k| (c, k)));
+        let contents = read_pair(&self.paths);
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let (cert, key) = match contents {
             Ok(pair) if pair == state.served => {
