@@ -38,6 +38,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, CertsError> {
     Ok(Duration::from_secs(total))
 }
 
+/// Whole seconds of `d` as `i64` (saturating), for arithmetic with Unix times.
+pub fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// [`format_secs`] for a [`Duration`].
+pub fn format_duration(d: Duration) -> String {
+    format_secs(secs(d))
+}
+
 /// Formats seconds compactly for people: `29d23h`, `5m0s`, `42s`.
 pub fn format_secs(secs: i64) -> String {
     let sign = if secs < 0 { "-" } else { "" };

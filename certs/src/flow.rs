@@ -37,7 +37,7 @@ use crate::ca::{verify_chain, CaBundle, CaSource};
 use crate::cert::{
     check_valid_now, inspect, key_matches, missing_sans, now_unix, parse_pem_chain, CertInfo,
 };
-use crate::duration::format_secs;
+use crate::duration::{format_duration, format_secs, secs};
 use crate::keys::{generate_key, load_key, KeyType};
 use crate::request::{build_csr, CertRequest, SignerProfile, KUBELET_SERVING};
 use crate::write::{
@@ -406,7 +406,7 @@ impl Run<'_> {
         bundle: &CaBundle,
     ) -> (Option<String>, Option<CertInfo>) {
         let now = now_unix();
-        let renew = i64::try_from(self.opts.renew_before.as_secs()).unwrap_or(i64::MAX);
+        let renew = secs(self.opts.renew_before);
         let mut kept = None;
         for (what, [c, k, a]) in places {
             let m = Material {
@@ -510,7 +510,7 @@ fn timeout(
     approve: bool,
     waited: Duration,
 ) -> CertsError {
-    let waited = format_secs(i64::try_from(waited.as_secs()).unwrap_or(i64::MAX));
+    let waited = format_duration(waited);
     let (what, hint) = match state {
         CsrState::Approved => (
             format!("to be signed by {signer:?}"),
@@ -779,11 +779,11 @@ pub async fn issue(
     check_valid_now(&info, now, &what)?;
     verify_chain(&chain, &bundle, now)?;
     let lifetime = info.not_after - now;
-    if lifetime <= i64::try_from(opts.renew_before.as_secs()).unwrap_or(i64::MAX) {
+    if lifetime <= secs(opts.renew_before) {
         run.warn(format!(
             "the signer issued a certificate valid for only {}, not more than the renewal window {}: every renew will issue again (lower --renew-before, or raise the signer's maximum duration)",
             format_secs(lifetime),
-            format_secs(i64::try_from(opts.renew_before.as_secs()).unwrap_or(i64::MAX))
+            format_duration(opts.renew_before)
         ));
     }
     if profile == SignerProfile::Custom

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use gmsa_certs::cert::{inspect, key_matches, now_unix, parse_pem_chain, rfc3339, CertInfo};
-use gmsa_certs::duration::{format_secs, parse_duration};
+use gmsa_certs::duration::{format_duration, format_secs, parse_duration, secs};
 use gmsa_certs::flow::{issue, Action, IssueOptions, Outcome, Progress};
 use gmsa_certs::keys::{load_key, KeyType};
 use gmsa_certs::request::{CertRequest, KUBELET_SERVING};
@@ -197,7 +197,7 @@ fn progress(p: &Progress) {
         Progress::Waiting { what, elapsed } => writeln!(
             err,
             "gmsa: waiting for {what} ({} elapsed)",
-            format_secs(i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
+            format_duration(*elapsed)
         ),
         Progress::Warning(msg) => writeln!(err, "warning: {msg}"),
     };
@@ -214,7 +214,7 @@ async fn run_issue(args: IssueArgs, renew: bool) -> anyhow::Result<ExitCode> {
     if args.duration < Duration::from_secs(600) {
         bail!(
             "--duration {} is too short: the API server's minimum for spec.expirationSeconds is 10m",
-            format_secs(i64::try_from(args.duration.as_secs()).unwrap_or(0))
+            format_duration(args.duration)
         );
     }
     if args.key_type == KeyType::Rsa2048 && args.key_file.is_none() {
@@ -317,7 +317,7 @@ fn print_outcome(outcome: &Outcome, opts: &IssueOptions) -> anyhow::Result<()> {
         Action::Unchanged => writeln!(
             out,
             "Nothing to do: the certificate in place is valid beyond the renewal window ({}); use --overwrite to issue anyway",
-            format_secs(i64::try_from(opts.renew_before.as_secs()).unwrap_or(i64::MAX))
+            format_duration(opts.renew_before)
         )?,
         Action::DryRun => {
             writeln!(out, "Dry run: nothing was changed.")?;
@@ -404,7 +404,7 @@ async fn run_inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let left = info.not_after - now_unix();
-    let warn = i64::try_from(args.warn_before.as_secs()).unwrap_or(i64::MAX);
+    let warn = secs(args.warn_before);
     let expiring = left <= warn;
     let report = InspectReport {
         source,
