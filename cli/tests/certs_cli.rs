@@ -257,36 +257,44 @@ async fn certs_dir_then_inspect_the_file_and_the_secret() {
 async fn errors_name_the_fix() {
     let env = fake().await;
     env.api.set_signer_mode(SignerMode::Never);
-    let out = gmsa_line(&env, "issue --service w --secret t --timeout 1s").await;
-    let (_, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr.contains("timed out after 1s") && stderr.contains("--signer"),
-        "{stderr}"
-    );
-
-    let out = gmsa_line(&env, "issue --service w --secret t --key-type rsa2048").await;
-    let (_, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr.contains("--key-file"), "{stderr}");
-
-    let out = gmsa_line(&env, "issue --service w --secret t --duration 5m").await;
-    let (_, stderr) = text(&out);
-    assert!(
-        stderr.contains("minimum for spec.expirationSeconds is 10m"),
-        "{stderr}"
-    );
-
-    let out = gmsa_line(&env, "issue --service w").await;
-    let (_, stderr) = text(&out);
-    assert!(
-        stderr.contains("--secret NAME and/or --certs-dir DIR"),
-        "{stderr}"
-    );
-
-    let out = gmsa_line(&env, "issue --service W_bad --secret t").await;
-    let (_, stderr) = text(&out);
-    assert!(stderr.contains("invalid service name"), "{stderr}");
+    // (arguments, exit code when checked, what stderr must say)
+    let table: &[(&str, Option<i32>, &[&str])] = &[
+        (
+            "issue --service w --secret t --timeout 1s",
+            Some(1),
+            &["timed out after 1s", "--signer"],
+        ),
+        (
+            "issue --service w --secret t --key-type rsa2048",
+            Some(1),
+            &["--key-file"],
+        ),
+        (
+            "issue --service w --secret t --duration 5m",
+            None,
+            &["minimum for spec.expirationSeconds is 10m"],
+        ),
+        (
+            "issue --service w",
+            None,
+            &["--secret NAME and/or --certs-dir DIR"],
+        ),
+        (
+            "issue --service W_bad --secret t",
+            None,
+            &["invalid service name"],
+        ),
+    ];
+    for (line, code, needles) in table {
+        let out = gmsa_line(&env, line).await;
+        let (_, stderr) = text(&out);
+        if let Some(code) = code {
+            assert_eq!(out.status.code(), Some(*code), "{line}");
+        }
+        for needle in *needles {
+            assert!(stderr.contains(needle), "{line}: {stderr}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
