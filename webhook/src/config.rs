@@ -69,11 +69,12 @@ pub struct Config {
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
 
-    /// Kubernetes client: sustained requests per second.
+    /// Accepted for compatibility with the reference's QPS (validated, not applied: kube-rs has
+    /// no client-side limiter, and reviews are served from caches with ~0 API calls).
     #[arg(long, env = "QPS", default_value_t = 50.0, value_parser = parse_qps)]
     pub qps: f64,
 
-    /// Kubernetes client: burst above --qps.
+    /// Accepted for compatibility with the reference's BURST (validated, not applied).
     #[arg(long, env = "BURST", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub burst: u32,
 
