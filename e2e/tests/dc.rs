@@ -192,10 +192,7 @@ fn from_dc_additional_accounts() {
     );
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("Reports@other.example is in another domain"),
-        "{stderr}"
-    );
+    assert_has(&stderr, "Reports@other.example is in another domain");
     let spec: Value = serde_json::from_str(&stdout).expect("JSON");
     let accounts = &spec["ActiveDirectoryConfig"]["GroupManagedServiceAccounts"];
     assert_eq!(
@@ -249,6 +246,12 @@ fn verify(dc: &Dc, file: &Path, nodes: &[&str]) -> (Option<i32>, String, String)
     (out.status.code(), stdout, stderr)
 }
 
+/// `text` contains `needle`; the message shows all of `text`.
+#[track_caller]
+fn assert_has(text: &str, needle: &str) {
+    assert!(text.contains(needle), "{text}");
+}
+
 fn error_lines(stdout: &str) -> Vec<&str> {
     stdout.lines().filter(|l| l.contains(": error: ")).collect()
 }
@@ -267,19 +270,10 @@ fn verify_passes_and_lists_who_may_retrieve() {
     let readers = format!(
         "gMSA {GMSA}: may retrieve the password: {n}\\Administrator, {n}\\{NODE_DIRECT}$, {n}\\{NODE_GROUP}"
     );
-    assert!(stdout.contains(&readers), "{stdout}");
-    assert!(
-        stdout.contains(&format!("node {direct} may retrieve")),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains(&format!("node {via_group} may retrieve")),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("ok: matches gmsatest.example (GMSATEST)"),
-        "{stdout}"
-    );
+    assert_has(&stdout, &readers);
+    assert_has(&stdout, &format!("node {direct} may retrieve"));
+    assert_has(&stdout, &format!("node {via_group} may retrieve"));
+    assert_has(&stdout, "ok: matches gmsatest.example (GMSATEST)");
 }
 
 #[test]
@@ -340,11 +334,7 @@ fn verify_catches_each_wrong_field() {
         assert_eq!(code, Some(1), "{field}: {stdout}{stderr}");
         let errors = error_lines(&stdout);
         assert_eq!(errors.len(), 1, "{field}: {stdout}");
-        assert!(
-            errors[0].contains(&format!("error: DomainJoinConfig.{field}: ")),
-            "{}",
-            errors[0]
-        );
+        assert_has(errors[0], &format!("error: DomainJoinConfig.{field}: "));
         assert!(
             errors[0].contains(want) && errors[0].contains("fix: set it to"),
             "{}",
@@ -393,31 +383,14 @@ fn verify_catches_a_node_that_is_not_allowed() {
     assert_eq!(code, Some(1), "{stdout}{stderr}");
     let errors = error_lines(&stdout);
     assert_eq!(errors.len(), 2, "{stdout}");
-    assert!(
-        errors[0].contains(&format!(
-            "node {denied}: may not retrieve the password of gMSA {GMSA}"
-        )),
-        "{}",
-        errors[0]
+    assert_has(
+        errors[0],
+        &format!("node {denied}: may not retrieve the password of gMSA {GMSA}"),
     );
-    assert!(
-        errors[0].contains("group-msa-membership add"),
-        "{}",
-        errors[0]
-    );
-    assert!(
-        errors[1].contains("node NOSUCHNODE$: no computer account"),
-        "{}",
-        errors[1]
-    );
-    assert!(
-        stdout.contains(&format!("node {direct} may retrieve")),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains(&format!("node {denied} may NOT retrieve")),
-        "{stdout}"
-    );
+    assert_has(errors[0], "group-msa-membership add");
+    assert_has(errors[1], "node NOSUCHNODE$: no computer account");
+    assert_has(&stdout, &format!("node {direct} may retrieve"));
+    assert_has(&stdout, &format!("node {denied} may NOT retrieve"));
 }
 
 /// `msDS-ManagedPassword` of the gMSA as seen by `computer` over LDAPS (OpenLDAP client).
@@ -466,14 +439,8 @@ fn node_side_allowed_computers_read_the_password_and_get_a_ticket() {
             ok,
             "kinit as {GMSA}$ with the key {computer} read failed: {output}"
         );
-        assert!(
-            output.contains(&format!("Default principal: {GMSA}$@{}", dc.realm)),
-            "{output}"
-        );
-        assert!(
-            output.contains(&format!("krbtgt/{0}@{0}", dc.realm)),
-            "{output}"
-        );
+        assert_has(&output, &format!("Default principal: {GMSA}$@{}", dc.realm));
+        assert_has(&output, &format!("krbtgt/{0}@{0}", dc.realm));
         keys.push(key);
     }
     assert_eq!(
@@ -509,12 +476,9 @@ fn error_unreachable_server() {
     let out = run_with(&flags, &["spec", "from-dc", "--account", GMSA]);
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr.contains(&format!(
-            "cannot reach the domain controller at ldaps://{}:1",
-            dc.ip
-        )),
-        "{stderr}"
+    assert_has(
+        &stderr,
+        &format!("cannot reach the domain controller at ldaps://{}:1", dc.ip),
     );
 }
 
@@ -563,12 +527,12 @@ fn error_bad_credentials() {
     let out = run_with(&flags, &["spec", "from-dc", "--account", GMSA]);
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr.contains(&format!(
+    assert_has(
+        &stderr,
+        &format!(
             "rejected the bind as `{}`: invalid credentials",
             dc.admin_dn
-        )),
-        "{stderr}"
+        ),
     );
 }
 
@@ -584,12 +548,9 @@ fn error_insufficient_rights() {
     let out = run_with(&flags, &["spec", "from-dc", "--account", GMSA]);
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains(&format!(
-            "insufficient rights: `objectSid` of {}",
-            dc.gmsa_dn(GMSA)
-        )),
-        "{stderr}"
+    assert_has(
+        &stderr,
+        &format!("insufficient rights: `objectSid` of {}", dc.gmsa_dn(GMSA)),
     );
 }
 
@@ -697,10 +658,7 @@ fn from_dc_with_kerberos_gives_the_same_spec() {
     );
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
-    assert!(
-        stdout.contains(&format!("node {node} may retrieve")),
-        "{stdout}"
-    );
+    assert_has(&stdout, &format!("node {node} may retrieve"));
 
     // A service principal the DC does not have: the KDC refuses, the error names it.
     let out = from_dc(&[
@@ -711,10 +669,7 @@ fn from_dc_with_kerberos_gives_the_same_spec() {
     ]);
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains(&format!("ldap/nosuch.{}", dc.dns_name)),
-        "{stderr}"
-    );
+    assert_has(&stderr, &format!("ldap/nosuch.{}", dc.dns_name));
 }
 
 #[test]
@@ -747,12 +702,9 @@ fn kerberos_bind_is_as_the_ticket_principal() {
     // is as the principal of the credential cache.
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains(&format!(
-            "insufficient rights: `objectSid` of {}",
-            dc.gmsa_dn(GMSA)
-        )),
-        "{stderr}"
+    assert_has(
+        &stderr,
+        &format!("insufficient rights: `objectSid` of {}", dc.gmsa_dn(GMSA)),
     );
 }
 
@@ -920,22 +872,16 @@ fn verify_by_name_reads_the_spec_from_the_cluster() {
     };
     let (code, stdout, stderr) = verify_named("webapp1");
     assert_eq!(code, Some(0), "{stdout}{stderr}");
-    assert!(
-        stdout.contains("GMSACredentialSpec webapp1: ok: matches"),
-        "{stdout}"
-    );
+    assert_has(&stdout, "GMSACredentialSpec webapp1: ok: matches");
     let (code, stdout, stderr) = verify_named("webapp1-wrong");
     assert_eq!(code, Some(1), "{stdout}{stderr}");
     assert_eq!(error_lines(&stdout).len(), 1, "{stdout}");
-    assert!(
-        stdout.contains("error: DomainJoinConfig.NetBiosName: is `CONTOSO`"),
-        "{stdout}"
-    );
+    assert_has(&stdout, "error: DomainJoinConfig.NetBiosName: is `CONTOSO`");
     let (code, _, stderr) = verify_named("nosuchspec");
     assert_eq!(code, Some(1));
-    assert!(
-        stderr.contains("reading GMSACredentialSpec nosuchspec from the cluster"),
-        "{stderr}"
+    assert_has(
+        &stderr,
+        "reading GMSACredentialSpec nosuchspec from the cluster",
     );
     drop(server);
 }
