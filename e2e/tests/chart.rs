@@ -608,9 +608,8 @@ fn csr_mode_issues_before_install_patches_after_and_renews_on_a_schedule() {
         "cert-manager.io/inject-ca-from"
     )
     .is_null());
-    let common = [
-        "certs",
-        "issue",
+    // What `certs issue` and `certs renew` are both told.
+    let target = [
         "--service",
         RELEASE,
         "--namespace",
@@ -621,6 +620,7 @@ fn csr_mode_issues_before_install_patches_after_and_renews_on_a_schedule() {
         "kubernetes.io/kubelet-serving",
         "--approve",
     ];
+    let common = [&["certs", "issue"][..], &target].concat();
 
     let issue = r.get("Job", "gmsa-certs-issue");
     assert_eq!(annotation(issue, "helm.sh/hook"), "pre-install,pre-upgrade");
@@ -654,22 +654,11 @@ fn csr_mode_issues_before_install_patches_after_and_renews_on_a_schedule() {
     assert_eq!(
         args(cron_pod),
         [
-            "certs",
-            "renew",
-            "--service",
-            RELEASE,
-            "--namespace",
-            NS,
-            "--secret",
-            "gmsa-server-cert",
-            "--signer",
-            "kubernetes.io/kubelet-serving",
-            "--approve",
-            "--renew-before",
-            "720h",
-            "--patch-webhook",
-            RELEASE
+            &["certs", "renew"][..],
+            &target,
+            &["--renew-before", "720h", "--patch-webhook", RELEASE],
         ]
+        .concat()
     );
 
     // Two RBAC sets with the same rules: hooks (before release resources exist) and release resources.
