@@ -1,7 +1,6 @@
 //! `gmsa spec from-dc` and `gmsa spec verify`: read the domain over LDAP (gmsa-ad) to build a
 //! credential spec the way `New-CredentialSpec` does, or to check one before pods use it.
 
-use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -257,18 +256,10 @@ pub fn run_verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn read_spec_file(file: &std::path::Path) -> anyhow::Result<(String, CredSpec)> {
-    let (shown, doc) = if file.as_os_str() == "-" {
-        (
-            "<stdin>".to_string(),
-            gmsa_crd::read_document(std::io::stdin().lock()),
-        )
-    } else {
-        let shown = file.display().to_string();
-        let f = File::open(file).with_context(|| format!("{shown}: cannot open"))?;
-        (shown, gmsa_crd::read_document(f))
-    };
-    let doc = doc.with_context(|| shown.clone())?;
-    let spec = doc.typed().with_context(|| shown.clone())?;
+    let shown = crate::spec::display(file);
+    let spec = crate::spec::read(file)?
+        .typed()
+        .with_context(|| shown.clone())?;
     Ok((shown, spec))
 }
 

@@ -174,7 +174,8 @@ pub fn print_crd() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn display(path: &std::path::Path) -> String {
+/// How `path` is named in messages (`-` is `<stdin>`).
+pub(crate) fn display(path: &std::path::Path) -> String {
     if path.as_os_str() == "-" {
         "<stdin>".to_string()
     } else {
@@ -182,7 +183,8 @@ fn display(path: &std::path::Path) -> String {
     }
 }
 
-fn read(path: &std::path::Path) -> anyhow::Result<Document> {
+/// Reads a credential spec or manifest from `path` (`-` for standard input), errors naming it.
+pub(crate) fn read(path: &std::path::Path) -> anyhow::Result<Document> {
     let shown = display(path);
     let doc = if path.as_os_str() == "-" {
         read_document(io::stdin().lock())
