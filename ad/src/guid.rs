@@ -23,7 +23,11 @@ impl Guid {
         let inner = text.trim().trim_start_matches('{').trim_end_matches('}');
         let groups: Vec<&str> = inner.split('-').collect();
         let lens = [8, 4, 4, 4, 12];
-        if groups.len() != 5 || groups.iter().zip(lens).any(|(g, l)| g.len() != l) {
+        if groups.len() != 5
+            || groups.iter().zip(lens).any(|(g, l)| g.len() != l)
+            // from_str_radix would take a sign: "+0" parses as 0.
+            || !groups.iter().all(|g| g.bytes().all(|c| c.is_ascii_hexdigit()))
+        {
             return None;
         }
         let hex: String = groups.concat();
