@@ -78,6 +78,8 @@ pub struct AuthzAnswer {
     pub reason: Option<String>,
     /// `status.evaluationError`, if any.
     pub evaluation_error: Option<String>,
+    /// Answer with no `status` at all (an authorizer chain that decided nothing).
+    pub no_status: bool,
 }
 
 impl AuthzAnswer {
@@ -100,6 +102,22 @@ impl AuthzAnswer {
         Self {
             denied: true,
             reason: Some(reason.to_string()),
+            ..Self::default()
+        }
+    }
+
+    /// Not allowed because an authorizer failed while evaluating (`evaluationError`).
+    pub fn evaluation_failed(error: &str) -> Self {
+        Self {
+            evaluation_error: Some(error.to_string()),
+            ..Self::default()
+        }
+    }
+
+    /// A 201 answer whose body has no `status`.
+    pub fn without_status() -> Self {
+        Self {
+            no_status: true,
             ..Self::default()
         }
     }
@@ -730,19 +748,20 @@ async fn lsar(State(api): State<CrdApi>, Path(ns): Path<String>, body: Bytes) ->
     if let Some(e) = answer.evaluation_error {
         status["evaluationError"] = json!(e);
     }
+    let mut review = json!({
+        "kind": "LocalSubjectAccessReview",
+        "apiVersion": "authorization.k8s.io/v1",
+        "metadata": {"namespace": ns, "creationTimestamp": null},
+        "spec": spec,
+        "status": status,
+    });
+    if let Some(object) = review.as_object_mut().filter(|_| answer.no_status) {
+        object.remove("status");
+    }
     (
         StatusCode::CREATED,
         [("content-type", "application/json")],
-        Body::from(
-            json!({
-                "kind": "LocalSubjectAccessReview",
-                "apiVersion": "authorization.k8s.io/v1",
-                "metadata": {"namespace": ns, "creationTimestamp": null},
-                "spec": spec,
-                "status": status,
-            })
-            .to_string(),
-        ),
+        Body::from(review.to_string()),
     )
         .into_response()
 }

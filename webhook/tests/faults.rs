@@ -345,3 +345,40 @@ async fn a_deleted_spec_is_denied_404_once_the_watch_caught_up() {
     let (resp, _) = review(&r, ReviewKind::Mutate, &body(MUTATE)).await;
     assert_eq!(resp["allowed"], true, "{resp}");
 }
+
+/// An authorizer that failed while evaluating (`allowed: false` with `evaluationError`) is a
+/// denial (403) whose message carries the evaluation error; an access review answered with no
+/// status decided nothing: 503 "could not be determined", never "not authorized".
+#[tokio::test]
+async fn authorizer_failures_are_not_dressed_as_plain_denials() {
+    let api = captured_api();
+    api.set_authz(
+        "demo",
+        "webapp",
+        "webapp01",
+        AuthzAnswer::evaluation_failed("webhook authorizer: connection refused"),
+    );
+    let r = synced_rig(&api).await;
+    let (resp, _) = review(&r, ReviewKind::Validate, &body(VALIDATE)).await;
+    assert_eq!(resp["allowed"], false, "{resp}");
+    assert_eq!(resp["status"]["code"], 403, "{resp}");
+    let message = resp["status"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("evaluation error: webhook authorizer: connection refused"),
+        "the denial carries the evaluation error: {message}"
+    );
+
+    api.set_authz("demo", "webapp", "webapp02", AuthzAnswer::without_status());
+    let body = String::from_utf8(body(VALIDATE))
+        .expect("utf-8")
+        .replace("webapp01", "webapp02");
+    api.apply("webapp02", Some(captured_credspec()));
+    let (resp, _) = review(&r, ReviewKind::Validate, body.as_bytes()).await;
+    assert_eq!(resp["allowed"], false, "{resp}");
+    assert_eq!(resp["status"]["code"], 503, "{resp}");
+    let message = resp["status"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("could not be determined") && !message.contains("not authorized"),
+        "no status is undetermined, not a denial: {message}"
+    );
+}

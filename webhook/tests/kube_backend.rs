@@ -378,6 +378,26 @@ async fn concurrent_live_lookups_of_one_name_share_one_get() {
     assert_eq!(s.server.count("GET", &spec_path("webapp01")), 2);
 }
 
+/// A live lookup whose only caller is dropped mid-GET (its review was abandoned) must not
+/// leave behind a shared future that answers the next caller with an expired deadline.
+#[tokio::test]
+async fn a_dropped_caller_leaves_no_expired_lookup_for_the_next() {
+    let api = CrdApi::from_capture();
+    let s = start_store(&api, Duration::from_millis(300)).await;
+    eventually("the cache syncs", || async { s.store.ready().is_ok() }).await;
+    api.fail_next(Route::Get, 1, Fault::Delay(Duration::from_millis(1000)));
+    let first = tokio::time::timeout(
+        Duration::from_millis(50),
+        s.store.get("webapp01", Freshness::Live),
+    )
+    .await;
+    assert!(first.is_err(), "the first caller is dropped mid-lookup");
+    // Past the abandoned GET's deadline (its answer, delayed 1 s, has not come).
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let second = s.store.get("webapp01", Freshness::Live).await;
+    assert_eq!(second, Ok(found(captured_credspec())));
+}
+
 #[tokio::test]
 async fn watch_resumes_after_a_clean_break_without_relisting() {
     let api = CrdApi::from_capture();
@@ -730,6 +750,25 @@ async fn fifty_concurrent_identical_lookups_make_one_call() {
     let results = futures::future::join_all(lookups).await;
     assert!(results.iter().all(|r| r.as_ref().is_ok_and(|d| d.allowed)));
     assert_eq!(api.calls(Route::Lsar), 1);
+}
+
+/// The same for access reviews: the first caller dropped mid-call, the next gets a real
+/// answer, not an instant error from an abandoned call.
+#[tokio::test]
+async fn a_dropped_access_review_caller_leaves_no_expired_lookup() {
+    let api = CrdApi::empty();
+    api.set_authz("demo", "webapp", "webapp01", AuthzAnswer::allowed("ok"));
+    api.fail_next(Route::Lsar, 1, Fault::Delay(Duration::from_millis(1000)));
+    let a = start_authz(&api, config(0, 0, 300)).await;
+    let first = tokio::time::timeout(
+        Duration::from_millis(50),
+        a.authz.may_use("demo", "webapp", "webapp01"),
+    )
+    .await;
+    assert!(first.is_err(), "the first caller is dropped mid-call");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let second = a.authz.may_use("demo", "webapp", "webapp01").await;
+    assert!(second.is_ok_and(|d| d.allowed));
 }
 
 #[tokio::test]

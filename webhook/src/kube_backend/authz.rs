@@ -169,7 +169,12 @@ impl KubeAuthorizer {
             match tokio::time::timeout(self.timeout, api.create(&PostParams::default(), &review))
                 .await
             {
-                Ok(Ok(answer)) => Ok(decision(&answer)),
+                Ok(Ok(answer)) => decision(&answer).ok_or_else(|| {
+                    LookupError::Unavailable(format!(
+                        "{what} came back without a status: whether it is allowed could not be \
+                         determined"
+                    ))
+                }),
                 Ok(Err(e)) if api_status(&e) == Some(403) => Err(LookupError::Forbidden(format!(
                     "create localsubjectaccessreviews in namespace \"{namespace}\" (grant its \
                  service account `create` on localsubjectaccessreviews.authorization.k8s.io): {}",
@@ -236,14 +241,11 @@ fn access_review(namespace: &str, service_account: &str, spec: &str) -> LocalSub
     }
 }
 
-/// `allowed && !denied`, with the reason and any evaluation error.
-fn decision(answer: &LocalSubjectAccessReview) -> AuthzDecision {
-    let Some(status) = &answer.status else {
-        return AuthzDecision {
-            allowed: false,
-            reason: Some("the access review came back without a status".to_string()),
-        };
-    };
+/// `allowed && !denied`, with the reason and any evaluation error (a denial then says the
+/// authorizer failed while evaluating). `None` when the answer has no status at all: nothing
+/// was decided, which is not a denial (the caller answers 503).
+fn decision(answer: &LocalSubjectAccessReview) -> Option<AuthzDecision> {
+    let status = answer.status.as_ref()?;
     let reason = status.reason.as_deref().filter(|r| !r.is_empty());
     let error = status.evaluation_error.as_deref().filter(|r| !r.is_empty());
     let reason = match (reason, error) {
@@ -252,10 +254,10 @@ fn decision(answer: &LocalSubjectAccessReview) -> AuthzDecision {
         (None, Some(e)) => Some(format!("evaluation error: {e}")),
         (None, None) => None,
     };
-    AuthzDecision {
+    Some(AuthzDecision {
         allowed: status.allowed && !status.denied.unwrap_or(false),
         reason,
-    }
+    })
 }
 
 #[async_trait]
@@ -339,10 +341,11 @@ mod tests {
             ),
         ];
         for (review, allowed, reason) in cases {
-            let d = decision(&review);
+            let d = decision(&review).expect("a status decides");
             assert_eq!(d.allowed, allowed, "{review:?}");
             assert_eq!(d.reason.as_deref(), reason, "{review:?}");
         }
-        assert!(!decision(&LocalSubjectAccessReview::default()).allowed);
+        // No status: undetermined, not a denial.
+        assert_eq!(decision(&LocalSubjectAccessReview::default()), None);
     }
 }

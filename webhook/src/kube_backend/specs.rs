@@ -224,6 +224,11 @@ impl KubeSpecStore {
     }
 
     /// One live GET, shared by every concurrent caller asking for the same name.
+    ///
+    /// The GET runs in a task of its own, not inside the callers' futures: if every caller is
+    /// dropped (the API server gave up on the review), the GET still ends within its deadline
+    /// and removes its entry, so a later caller never joins a future whose deadline has already
+    /// passed (which would answer an instant, spurious 503).
     async fn live(&self, name: &str) -> Result<SpecLookup, LookupError> {
         if !is_object_name(name) {
             // No object can have this name; and kube does not escape names in URLs, so e.g.
@@ -241,7 +246,7 @@ impl KubeSpecStore {
                     let metrics = self.metrics.clone();
                     let registry = Arc::clone(&self.inflight);
                     let key = name.to_string();
-                    let f = async move {
+                    let task = tokio::spawn(async move {
                         let result = fetch(&api, &key, timeout).await;
                         metrics.live(match &result {
                             Ok(SpecLookup::Found(_)) => "found",
@@ -254,6 +259,14 @@ impl KubeSpecStore {
                             .unwrap_or_else(|p| p.into_inner())
                             .remove(&key);
                         result
+                    });
+                    let what = name.to_string();
+                    let f = async move {
+                        task.await.unwrap_or_else(|e| {
+                            Err(LookupError::Unavailable(format!(
+                                "GET gmsacredentialspecs \"{what}\" was interrupted: {e}"
+                            )))
+                        })
                     }
                     .boxed()
                     .shared();
