@@ -250,7 +250,10 @@ async fn backend(
     let mut registry = prometheus_client::registry::Registry::default();
     let (store, task) = gmsa_webhook::kube_backend::KubeSpecStore::start(
         client.clone(),
-        gmsa_webhook::kube_backend::SpecStoreConfig { timeout },
+        gmsa_webhook::kube_backend::SpecStoreConfig {
+            timeout,
+            ..Default::default()
+        },
         &mut registry,
     );
     let authz = gmsa_webhook::kube_backend::KubeAuthorizer::new(

@@ -111,6 +111,13 @@ pub struct Config {
     #[arg(long, env = "API_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
     pub api_timeout: Duration,
 
+    /// How long the credspec watch may stay broken before cached specs stop being used:
+    /// past it, GMSA lookups read live from the API server (coalesced) until the watch
+    /// recovers, and `/ready` says so (it stays ready). A spec deleted or changed during a
+    /// watch outage is served from memory for at most this long.
+    #[arg(long, env = "MAX_CACHE_STALENESS", default_value = "30s", value_parser = parse_duration)]
+    pub max_cache_staleness: Duration,
+
     /// Deadline for a whole request (reading the body and answering).
     #[arg(long, env = "REQUEST_TIMEOUT", default_value = "8s", value_parser = parse_duration)]
     pub request_timeout: Duration,
@@ -194,6 +201,7 @@ impl Config {
             ("--header-read-timeout", self.header_read_timeout),
             ("--idle-timeout", self.idle_timeout),
             ("--reload-interval", self.reload_interval),
+            ("--max-cache-staleness", self.max_cache_staleness),
         ] {
             if value.is_zero() {
                 return Err(format!("{name} must be greater than 0"));
@@ -364,6 +372,11 @@ mod tests {
         assert!(!c.cert_reload);
         assert_eq!(c.authz_cache_ttl, Duration::from_secs(10));
         assert_eq!(c.api_timeout, Duration::from_secs(3));
+        assert_eq!(
+            c.max_cache_staleness,
+            crate::kube_backend::DEFAULT_MAX_STALENESS,
+            "one default: the flag's and SpecStoreConfig's"
+        );
         assert_eq!(c.request_timeout, Duration::from_secs(8));
         assert_eq!(c.max_body_bytes, 3 * 1024 * 1024);
         assert_eq!(c.log_format, LogFormat::Json);

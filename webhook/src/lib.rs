@@ -238,6 +238,7 @@ async fn lookups(
         client.clone(),
         kube_backend::SpecStoreConfig {
             timeout: config.api_timeout,
+            max_staleness: config.max_cache_staleness,
         },
         registry,
     );

@@ -87,6 +87,11 @@ pub trait SpecStore: Send + Sync + 'static {
     async fn get(&self, name: &str, freshness: Freshness) -> Result<SpecLookup, LookupError>;
     /// `Ok(())` once the store can answer (the cache has synced), else why not.
     fn ready(&self) -> Result<(), String>;
+    /// Why the store, though ready, does not answer from memory now (e.g. its watch has been
+    /// broken for too long and lookups are read live), if so. Shown on `/ready`.
+    fn degraded(&self) -> Option<String> {
+        None
+    }
     /// How many specs are held in memory (for `/metrics`).
     fn len(&self) -> usize;
     /// Whether no spec is held in memory.

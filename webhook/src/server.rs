@@ -93,7 +93,13 @@ impl Readiness {
 
     fn response(&self) -> Response {
         match self.check() {
-            Ok(()) => StatusCode::NO_CONTENT.into_response(),
+            // Ready, but answering from live reads: still ready (every replica shares the
+            // API server, so all would turn unready at once and, with failurePolicy Fail,
+            // every GMSA pod would fail instead of being answered live), and it says so.
+            Ok(()) => match self.admitter.specs().degraded() {
+                Some(why) => (StatusCode::OK, format!("ready, degraded: {why}")).into_response(),
+                None => StatusCode::NO_CONTENT.into_response(),
+            },
             Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason).into_response(),
         }
     }

@@ -43,12 +43,23 @@ impl Drop for Rig {
 }
 
 fn rig_with_client(client: kube::Client, server: Option<FakeApiServer>) -> Rig {
+    rig_with_store_config(
+        client,
+        server,
+        SpecStoreConfig {
+            timeout: DEADLINE,
+            ..SpecStoreConfig::default()
+        },
+    )
+}
+
+fn rig_with_store_config(
+    client: kube::Client,
+    server: Option<FakeApiServer>,
+    config: SpecStoreConfig,
+) -> Rig {
     let mut registry = Registry::default();
-    let (store, task) = KubeSpecStore::start(
-        client.clone(),
-        SpecStoreConfig { timeout: DEADLINE },
-        &mut registry,
-    );
+    let (store, task) = KubeSpecStore::start(client.clone(), config, &mut registry);
     let authz = KubeAuthorizer::new(
         client,
         AuthzConfig {
@@ -381,4 +392,62 @@ async fn authorizer_failures_are_not_dressed_as_plain_denials() {
         message.contains("could not be determined") && !message.contains("not authorized"),
         "no status is undetermined, not a denial: {message}"
     );
+}
+
+/// The watch breaks and stays broken (every re-watch and re-list fails), then the spec is
+/// deleted: once the outage is older than --max-cache-staleness, cached lookups are read live,
+/// so no pod gets the deleted spec inlined; /ready's store says why; recovery goes back to
+/// memory.
+#[tokio::test]
+async fn a_spec_deleted_while_the_watch_is_broken_is_not_inlined_past_the_staleness_bound() {
+    let bound = Duration::from_millis(500);
+    let api = captured_api();
+    let server = FakeApiServer::start(api.router()).await;
+    let r = rig_with_store_config(
+        server.client(),
+        Some(server),
+        SpecStoreConfig {
+            timeout: DEADLINE,
+            max_staleness: bound,
+        },
+    );
+    eventually("the cache syncs", || async { r.store.ready().is_ok() }).await;
+    assert_admits(&r).await;
+    assert!(r.store.degraded().is_none());
+
+    api.fail_always(Route::Watch, Fault::Status(500));
+    api.fail_always(Route::List, Fault::Status(500));
+    api.break_watches();
+    eventually("the watch is down", || async {
+        r.store.watch_error().is_some()
+    })
+    .await;
+    let broke = Instant::now();
+    api.delete("webapp01");
+    eventually("the store says it is stale", || async {
+        r.store.degraded().is_some()
+    })
+    .await;
+    assert!(
+        broke.elapsed() < bound + Duration::from_secs(2),
+        "stale only after the bound, and soon after it: {:?}",
+        broke.elapsed()
+    );
+    let why = r.store.degraded().unwrap_or_default();
+    assert!(why.contains("read live") && why.contains("500"), "{why}");
+    assert!(r.store.ready().is_ok(), "stale is degraded, not unready");
+    // (Validate compares with the spec only when contents are pre-set; mutate inlines.)
+    let (resp, _) = review(&r, ReviewKind::Mutate, &body(MUTATE)).await;
+    assert_eq!(resp["allowed"], false, "{resp}");
+    assert_eq!(resp["status"]["code"], 404, "{resp}");
+    assert_eq!(inlined(&resp), None, "{resp}");
+
+    // Recovery: a completed re-list makes the cache current and used again.
+    api.apply("webapp01", Some(captured_credspec()));
+    api.clear_faults();
+    eventually("the watch recovers", || async {
+        r.store.degraded().is_none() && r.store.watch_error().is_none()
+    })
+    .await;
+    assert_admits(&r).await;
 }

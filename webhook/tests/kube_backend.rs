@@ -36,8 +36,14 @@ impl Drop for Store {
 async fn start_store(api: &CrdApi, timeout: Duration) -> Store {
     let server = FakeApiServer::start(api.router()).await;
     let mut registry = Registry::default();
-    let (store, task) =
-        KubeSpecStore::start(server.client(), SpecStoreConfig { timeout }, &mut registry);
+    let (store, task) = KubeSpecStore::start(
+        server.client(),
+        SpecStoreConfig {
+            timeout,
+            ..SpecStoreConfig::default()
+        },
+        &mut registry,
+    );
     Store {
         server,
         store,

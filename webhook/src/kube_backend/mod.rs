@@ -20,7 +20,7 @@ mod specs;
 use std::time::Duration;
 
 pub use authz::{AuthzConfig, KubeAuthorizer};
-pub use specs::{KubeSpecStore, SpecStoreConfig};
+pub use specs::{KubeSpecStore, SpecStoreConfig, DEFAULT_MAX_STALENESS};
 
 /// Why no Kubernetes client could be built.
 #[derive(Debug, thiserror::Error)]

@@ -1,19 +1,20 @@
 //! [`KubeSpecStore`]: credential specs kept in memory by a watch of `gmsacredentialspecs`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, StreamExt};
 use gmsa_crd::GMSACredentialSpec;
 use kube::runtime::watcher::{self, Event};
-use kube::runtime::WatchStreamExt;
 use kube::Api;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::{api_status, describe, is_object_name};
@@ -25,15 +26,43 @@ pub struct SpecStoreConfig {
     /// Deadline of one live GET (answered [`LookupError::Unavailable`] beyond it). Keep it
     /// well below the API server's webhook timeout (10 s by default).
     pub timeout: Duration,
+    /// How long the watch may stay broken before the cache stops answering: past it,
+    /// `get(name, Cached)` reads live (coalesced) instead of from memory, so a spec changed or
+    /// deleted during a lasting outage is not served beyond this bound.
+    pub max_staleness: Duration,
 }
 
+/// Default of [`SpecStoreConfig::max_staleness`] (and `--max-cache-staleness`): 30 s. Longer
+/// than a blip (reconnects after 0.8 to 6.4 s of backoff never switch to live reads), short
+/// enough that a spec deleted while the watch is down stops being inlined within half a
+/// minute (docs/reliability.md).
+pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(30);
+
 impl Default for SpecStoreConfig {
-    /// A 3 s live GET deadline.
+    /// A 3 s live GET deadline, [`DEFAULT_MAX_STALENESS`].
     fn default() -> Self {
         Self {
             timeout: Duration::from_secs(3),
+            max_staleness: DEFAULT_MAX_STALENESS,
         }
     }
+}
+
+/// First wait before re-listing after a list/watch error; doubles up to [`BACKOFF_MAX`] and
+/// starts over once a list completes.
+const BACKOFF_START: Duration = Duration::from_millis(800);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// Whether a cache whose watch has been failing since `broken_since` is past `bound` at `now`
+/// (a healthy watch, `None`, keeps the cache current however quiet the cluster is).
+pub fn is_stale(broken_since: Option<Instant>, now: Instant, bound: Duration) -> bool {
+    broken_since.is_some_and(|since| now.saturating_duration_since(since) > bound)
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 type LiveFuture = Shared<BoxFuture<'static, Result<SpecLookup, LookupError>>>;
@@ -54,6 +83,9 @@ struct Metrics {
     watch_events: Family<EventLabel, Counter>,
     watch_restarts: Counter,
     watch_errors: Counter,
+    last_event: Gauge,
+    broken_since: Gauge,
+    stale_reads: Counter,
 }
 
 impl Metrics {
@@ -79,6 +111,21 @@ impl Metrics {
             "Errors of the gmsacredentialspecs list/watch (each followed by a backoff and a retry)",
             m.watch_errors.clone(),
         );
+        registry.register(
+            "gmsa_webhook_spec_watch_last_event_timestamp_seconds",
+            "Unix time of the last successful list/watch event (a completed list, an added, changed or deleted spec); its age is time() minus this",
+            m.last_event.clone(),
+        );
+        registry.register(
+            "gmsa_webhook_spec_watch_broken_since_timestamp_seconds",
+            "Unix time since which the gmsacredentialspecs watch has been failing, 0 while it is healthy",
+            m.broken_since.clone(),
+        );
+        registry.register(
+            "gmsa_webhook_spec_stale_reads",
+            "Cached lookups read live because the watch has been broken for longer than --max-cache-staleness",
+            m.stale_reads.clone(),
+        );
         m
     }
 
@@ -95,6 +142,8 @@ impl Metrics {
 struct SyncState {
     synced: bool,
     last_error: Option<String>,
+    /// Since when the watch has been failing (the first error after the last success).
+    broken_since: Option<Instant>,
 }
 
 /// Credential specs from a watch of `gmsacredentialspecs` (cluster scope), kept in memory as
@@ -110,9 +159,12 @@ struct SyncState {
 /// - `ready()`: `Ok` once the initial list has synced; before that the error says why (the
 ///   last list/watch error, e.g. a missing permission).
 ///
-/// The watch restarts by itself after errors and `410 Gone` (kube-runtime's default backoff:
-/// 0.8 s doubling to 30 s, with jitter); a re-list replaces the map atomically when complete,
-/// and the previous contents keep answering meanwhile.
+/// After an error (or `410 Gone`) the watch starts over with a full list after a backoff
+/// (0.8 s doubling to 30 s, reset once a list completes); the re-list replaces the map
+/// atomically when complete, and the previous contents keep answering meanwhile — for at most
+/// [`SpecStoreConfig::max_staleness`] from the first error: past it, cached lookups read live
+/// until a list completes again. Starting over (rather than resuming silently) is what makes
+/// recovery observable: a resumed watch on a quiet cluster delivers nothing to prove it works.
 pub struct KubeSpecStore {
     api: Api<GMSACredentialSpec>,
     config: SpecStoreConfig,
@@ -120,6 +172,8 @@ pub struct KubeSpecStore {
     state: Mutex<SyncState>,
     inflight: Arc<Mutex<HashMap<String, LiveFuture>>>,
     metrics: Metrics,
+    /// Whether the switch to live reads has been logged in this outage.
+    stale_logged: AtomicBool,
 }
 
 impl KubeSpecStore {
@@ -138,6 +192,7 @@ impl KubeSpecStore {
             state: Mutex::default(),
             inflight: Arc::default(),
             metrics: Metrics::register(registry),
+            stale_logged: AtomicBool::new(false),
         });
         let task = tokio::spawn(store.clone().run_watch());
         (store, task)
@@ -148,11 +203,44 @@ impl KubeSpecStore {
         self.lock_state().last_error.clone()
     }
 
-    fn clear_error(&self) {
+    /// A successful list/watch event: the cache is current again.
+    fn fresh(&self) {
+        self.metrics.last_event.set(unix_now());
         let mut state = self.lock_state();
-        if state.last_error.take().is_some() {
+        let was_broken = state.broken_since.take().is_some();
+        state.last_error = None;
+        drop(state);
+        if was_broken {
+            self.metrics.broken_since.set(0);
+            self.stale_logged.store(false, Ordering::Relaxed);
             tracing::info!("credspec watch recovered");
         }
+    }
+
+    /// A list/watch error: the cache is current as of now at best.
+    fn broken(&self, text: String) {
+        let mut state = self.lock_state();
+        if state.broken_since.is_none() {
+            state.broken_since = Some(Instant::now());
+            self.metrics.broken_since.set(unix_now());
+        }
+        state.last_error = Some(text);
+    }
+
+    /// Why cached answers are not used now (the watch broken past the bound), if they are not.
+    fn stale(&self) -> Option<String> {
+        let state = self.lock_state();
+        let since = state.broken_since?;
+        if !is_stale(Some(since), Instant::now(), self.config.max_staleness) {
+            return None;
+        }
+        Some(format!(
+            "the credspec watch has been failing for {:.0?} (more than --max-cache-staleness \
+             {:?}): credspecs are read live from the API server until it recovers; last error: {}",
+            since.elapsed(),
+            self.config.max_staleness,
+            state.last_error.as_deref().unwrap_or("unknown")
+        ))
     }
 
     fn lock_state(&self) -> std::sync::MutexGuard<'_, SyncState> {
@@ -160,16 +248,29 @@ impl KubeSpecStore {
     }
 
     async fn run_watch(self: Arc<Self>) {
-        let stream =
-            watcher::watcher(self.api.clone(), watcher::Config::default()).default_backoff();
+        let mut backoff = BACKOFF_START;
+        let mut lists = 0u64;
+        loop {
+            let listed = self.watch_until_error(&mut lists).await;
+            if listed {
+                backoff = BACKOFF_START;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    /// One watcher from a fresh list until its first error; whether a list completed.
+    async fn watch_until_error(&self, lists: &mut u64) -> bool {
+        let stream = watcher::watcher(self.api.clone(), watcher::Config::default());
         let mut stream = std::pin::pin!(stream);
         let mut relist: Option<HashMap<String, SpecLookup>> = None;
-        let mut lists = 0u64;
+        let mut listed = false;
         while let Some(item) = stream.next().await {
             match item {
                 Ok(Event::Init) => {
-                    lists += 1;
-                    if lists > 1 {
+                    *lists += 1;
+                    if *lists > 1 {
                         self.metrics.watch_restarts.inc();
                     }
                     relist = Some(HashMap::new());
@@ -184,30 +285,29 @@ impl KubeSpecStore {
                     let map = relist.take().unwrap_or_default();
                     let n = map.len();
                     *self.specs.write().unwrap_or_else(|p| p.into_inner()) = map;
-                    let mut state = self.lock_state();
-                    state.synced = true;
-                    state.last_error = None;
-                    drop(state);
+                    self.lock_state().synced = true;
+                    self.fresh();
+                    listed = true;
                     tracing::info!(specs = n, "credspec cache synced from the API server");
                 }
                 Ok(Event::Apply(spec)) => {
                     self.metrics.event("applied");
-                    self.clear_error();
                     let lookup = lookup_of(&spec);
                     tracing::debug!(spec = spec.name(), "credspec added or changed");
                     self.specs
                         .write()
                         .unwrap_or_else(|p| p.into_inner())
                         .insert(spec.name().to_string(), lookup);
+                    self.fresh();
                 }
                 Ok(Event::Delete(spec)) => {
                     self.metrics.event("deleted");
-                    self.clear_error();
                     tracing::debug!(spec = spec.name(), "credspec deleted");
                     self.specs
                         .write()
                         .unwrap_or_else(|p| p.into_inner())
                         .remove(spec.name());
+                    self.fresh();
                 }
                 Err(e) => {
                     self.metrics.watch_errors.inc();
@@ -215,12 +315,14 @@ impl KubeSpecStore {
                     if is_gone(&e) {
                         tracing::info!("{text}");
                     } else {
-                        tracing::warn!("{text}; retrying with backoff");
+                        tracing::warn!("{text}; re-listing after a backoff");
                     }
-                    self.lock_state().last_error = Some(text);
+                    self.broken(text);
+                    return listed;
                 }
             }
         }
+        listed
     }
 
     /// One live GET, shared by every concurrent caller asking for the same name.
@@ -348,6 +450,13 @@ fn describe_watch_error(e: &watcher::Error) -> String {
 impl SpecStore for KubeSpecStore {
     async fn get(&self, name: &str, freshness: Freshness) -> Result<SpecLookup, LookupError> {
         if freshness == Freshness::Cached {
+            if let Some(why) = self.stale() {
+                self.metrics.stale_reads.inc();
+                if !self.stale_logged.swap(true, Ordering::Relaxed) {
+                    tracing::warn!("{why}");
+                }
+                return self.live(name).await;
+            }
             if let Some(found) = self
                 .specs
                 .read()
@@ -383,6 +492,10 @@ impl SpecStore for KubeSpecStore {
                 .as_deref()
                 .unwrap_or("the initial list of gmsacredentialspecs is in progress")
         ))
+    }
+
+    fn degraded(&self) -> Option<String> {
+        self.stale()
     }
 
     fn len(&self) -> usize {
@@ -422,6 +535,25 @@ mod tests {
             SpecLookup::Found(e) => assert_eq!(&*e.json, r#"{"a":2,"b":1}"#),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn staleness_is_how_long_the_watch_has_been_broken_against_the_bound() {
+        let now = Instant::now();
+        let bound = Duration::from_secs(30);
+        let ago = |s: u64| now.checked_sub(Duration::from_secs(s));
+        let cases = [
+            (None, false),     // healthy, however long since the last event
+            (ago(0), false),   // just broke
+            (ago(30), false),  // at the bound
+            (ago(31), true),   // past it
+            (ago(3600), true), // long outage
+            (Some(now + Duration::from_secs(5)), false), // clock order: never negative
+        ];
+        for (since, want) in cases {
+            assert_eq!(is_stale(since, now, bound), want, "{since:?}");
+        }
+        assert!(!is_stale(ago(31), now, Duration::from_secs(60)));
     }
 
     #[test]
