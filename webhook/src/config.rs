@@ -102,7 +102,8 @@ pub struct Config {
     pub reload_interval: Duration,
 
     /// How long authorization answers are cached (seconds, or with a unit: 500ms, 1m);
-    /// 0 disables the cache.
+    /// "not allowed" answers for at most 5s; 0 disables the cache. The default is
+    /// `kube_backend::DEFAULT_ALLOWED_TTL` (a test holds the two together).
     #[arg(long, env = "AUTHZ_CACHE_TTL", default_value = "10", value_parser = parse_duration)]
     pub authz_cache_ttl: Duration,
 
@@ -370,6 +371,7 @@ mod tests {
         assert_eq!(c.burst, 100);
         assert!(!c.random_hostname);
         assert!(!c.cert_reload);
+        assert_eq!(c.authz_cache_ttl, crate::kube_backend::DEFAULT_ALLOWED_TTL);
         assert_eq!(c.authz_cache_ttl, Duration::from_secs(10));
         assert_eq!(c.api_timeout, Duration::from_secs(3));
         assert_eq!(

@@ -243,14 +243,13 @@ async fn lookups(
         registry,
     );
     background.push(task);
-    let defaults = kube_backend::AuthzConfig::default();
     let authz = kube_backend::KubeAuthorizer::new(
         client,
         kube_backend::AuthzConfig {
             allowed_ttl: config.authz_cache_ttl,
-            denied_ttl: config.authz_cache_ttl.min(defaults.denied_ttl),
+            denied_ttl: config.authz_cache_ttl.min(kube_backend::MAX_DENIED_TTL),
             timeout: config.api_timeout,
-            ..defaults
+            ..kube_backend::AuthzConfig::default()
         },
         registry,
     );

@@ -36,12 +36,20 @@ pub struct AuthzConfig {
     pub timeout: Duration,
 }
 
+/// How long an "allowed" answer is reused by default: 10 s, also the default of
+/// `--authz-cache-ttl` (the one place this default is set; config tests hold the flag to it).
+pub const DEFAULT_ALLOWED_TTL: Duration = Duration::from_secs(10);
+
+/// How long a "not allowed" answer is reused at most: 5 s (`--authz-cache-ttl` shorter than
+/// this shortens it too).
+pub const MAX_DENIED_TTL: Duration = Duration::from_secs(5);
+
 impl Default for AuthzConfig {
-    /// Allowed 30 s, denied 5 s, 10,000 entries, 3 s per call.
+    /// Allowed [`DEFAULT_ALLOWED_TTL`], denied [`MAX_DENIED_TTL`], 10,000 entries, 3 s per call.
     fn default() -> Self {
         Self {
-            allowed_ttl: Duration::from_secs(30),
-            denied_ttl: Duration::from_secs(5),
+            allowed_ttl: DEFAULT_ALLOWED_TTL,
+            denied_ttl: MAX_DENIED_TTL,
             max_entries: 10_000,
             timeout: Duration::from_secs(3),
         }

@@ -19,7 +19,7 @@ mod specs;
 
 use std::time::Duration;
 
-pub use authz::{AuthzConfig, KubeAuthorizer};
+pub use authz::{AuthzConfig, KubeAuthorizer, DEFAULT_ALLOWED_TTL, MAX_DENIED_TTL};
 pub use specs::{KubeSpecStore, SpecStoreConfig, DEFAULT_MAX_STALENESS};
 
 /// Why no Kubernetes client could be built.
