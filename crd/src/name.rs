@@ -63,6 +63,19 @@ pub fn check_name(name: &str) -> Result<(), NameError> {
     Ok(())
 }
 
+/// Whether `name` is an RFC 1123 subdomain, i.e. [`check_name`] accepts it: whether any object
+/// can have this name (the webhook asks nothing of the API server about other names).
+pub fn is_subdomain(name: &str) -> bool {
+    check_name(name).is_ok()
+}
+
+/// Whether `name` is an RFC 1123 label (what Kubernetes requires of a namespace name): at most
+/// 63 characters of lower-case letters, digits and `-`, starting and ending with a letter or
+/// digit.
+pub fn is_label(name: &str) -> bool {
+    name.len() <= 63 && !name.contains('.') && is_subdomain(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,5 +131,41 @@ mod tests {
         assert!(check_name("a..b").is_err());
         assert!(check_name("a-.b").is_err());
         assert!(check_name("9lives").is_ok());
+    }
+
+    #[test]
+    fn subdomains_and_labels_table() {
+        let long = "a".repeat(254);
+        for (name, ok) in [
+            ("webapp01", true),
+            ("web-app.01", true),
+            ("a", true),
+            ("", false),
+            ("WebApp01", false),
+            ("-a", false),
+            ("a-", false),
+            ("a/b", false),
+            ("a/../../x", false),
+            ("a?watch=true", false),
+            ("a%2Fb", false),
+            ("a b", false),
+            ("é", false),
+            (long.as_str(), false),
+            (&long[..253], true),
+        ] {
+            assert_eq!(is_subdomain(name), ok, "{name:?}");
+        }
+        for (name, ok) in [
+            ("demo", true),
+            ("kube-system", true),
+            ("a.b", false),
+            ("", false),
+            ("Demo", false),
+            ("a/b", false),
+            (&long[..63], true),
+            (&long[..64], false),
+        ] {
+            assert_eq!(is_label(name), ok, "{name:?}");
+        }
     }
 }

@@ -77,33 +77,14 @@ pub async fn client(qps: f32, burst: u32, timeout: Duration) -> Result<kube::Cli
     Ok(kube::Client::try_from(config)?)
 }
 
-/// Whether `name` can be the name of a cluster-scoped custom resource: a DNS subdomain
-/// (RFC 1123: at most 253 characters of lower-case letters, digits, `-` and `.`, starting and
-/// ending with a letter or digit).
+/// Whether `name` can be the name of a cluster-scoped custom resource (an RFC 1123 subdomain).
 fn is_object_name(name: &str) -> bool {
-    name.len() <= 253 && is_dns_name(name, true)
+    gmsa_crd::name::is_subdomain(name)
 }
 
-/// Whether `name` can be a namespace name: a DNS label (RFC 1123: at most
-/// 63 characters of lower-case letters, digits and `-`, starting and ending with a letter or
-/// digit).
+/// Whether `name` can be a namespace name (an RFC 1123 label).
 fn is_dns_label(name: &str) -> bool {
-    name.len() <= 63 && is_dns_name(name, false)
-}
-
-fn is_dns_name(name: &str, dots: bool) -> bool {
-    let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-    let bytes = name.as_bytes();
-    match (bytes.first(), bytes.last()) {
-        (Some(&first), Some(&last)) => {
-            alnum(first)
-                && alnum(last)
-                && bytes
-                    .iter()
-                    .all(|&c| alnum(c) || c == b'-' || (dots && c == b'.'))
-        }
-        _ => false,
-    }
+    gmsa_crd::name::is_label(name)
 }
 
 /// The HTTP status of an API error, if the API server answered with one.
@@ -153,42 +134,6 @@ mod tests {
                 panic!("{qps}/{burst} accepted");
             };
             assert!(err.to_string().contains(want), "{qps}/{burst}: {err}");
-        }
-    }
-
-    #[test]
-    fn only_dns_subdomain_names_are_object_names() {
-        let long = "a".repeat(254);
-        for (name, ok) in [
-            ("webapp01", true),
-            ("web-app.01", true),
-            ("a", true),
-            ("", false),
-            ("WebApp01", false),
-            ("-a", false),
-            ("a-", false),
-            ("a/b", false),
-            ("a/../../x", false),
-            ("a?watch=true", false),
-            ("a%2Fb", false),
-            ("a b", false),
-            ("é", false),
-            (long.as_str(), false),
-            (&long[..253], true),
-        ] {
-            assert_eq!(is_object_name(name), ok, "{name:?}");
-        }
-        for (name, ok) in [
-            ("demo", true),
-            ("kube-system", true),
-            ("a.b", false),
-            ("", false),
-            ("Demo", false),
-            ("a/b", false),
-            (&long[..63], true),
-            (&long[..64], false),
-        ] {
-            assert_eq!(is_dns_label(name), ok, "{name:?}");
         }
     }
 
