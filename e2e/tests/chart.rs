@@ -377,12 +377,33 @@ fn invariants(r: &Rendered, yaml: &str) {
                 "caBundle is not a base64 PEM bundle: {bundle}"
             );
         }
-        let first = &hook["namespaceSelector"]["matchExpressions"][0];
-        assert_eq!(first["key"], "kubernetes.io/metadata.name");
-        assert_eq!(first["operator"], "NotIn");
+    }
+    // The release namespace never goes through the mutating webhook; the `use` check (the
+    // validating one) covers it too once matchConditions keep the webhook's own pods out.
+    let first =
+        &r.webhook("MutatingWebhookConfiguration")["namespaceSelector"]["matchExpressions"][0];
+    assert_eq!(first["key"], "kubernetes.io/metadata.name");
+    assert_eq!(first["operator"], "NotIn");
+    assert!(
+        strings(&first["values"]).contains(&NS),
+        "the release namespace never goes through the mutating webhook: {first}"
+    );
+    let validating = &r.webhook("ValidatingWebhookConfiguration")["namespaceSelector"];
+    if has_match_conditions(r) {
+        // Every namespace, or only the explicit holes of unsafeExcludeNamespaces.
+        let holes = &validating["matchExpressions"];
         assert!(
-            strings(&first["values"]).contains(&NS),
-            "the release namespace never goes through the webhook: {first}"
+            validating == &json!({})
+                || (holes.as_array().is_some_and(|e| e.len() == 1)
+                    && holes[0]["key"] == "kubernetes.io/metadata.name"
+                    && holes[0]["operator"] == "NotIn"),
+            "with matchConditions the `use` check covers every namespace but explicit holes: {validating}"
+        );
+    } else {
+        assert_eq!(
+            validating,
+            &r.webhook("MutatingWebhookConfiguration")["namespaceSelector"],
+            "before matchConditions both webhooks skip the same namespaces"
         );
     }
     let pods = r.pod_specs();
@@ -554,13 +575,18 @@ fn default_values_render_a_hardened_highly_available_webhook() {
     for hook in [m, v] {
         assert_eq!(hook["failurePolicy"], "Fail");
         assert_eq!(hook["timeoutSeconds"], 5);
-        assert_eq!(
-            hook["namespaceSelector"],
-            json!({"matchExpressions": [
-                {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [NS, "kube-system"]},
-                {"key": "windows.k8s.io/disabled", "operator": "NotIn", "values": ["true"]}]})
-        );
     }
+    assert_eq!(
+        m["namespaceSelector"],
+        json!({"matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [NS, "kube-system"]},
+            {"key": "windows.k8s.io/disabled", "operator": "NotIn", "values": ["true"]}]})
+    );
+    assert_eq!(
+        v["namespaceSelector"],
+        json!({}),
+        "the `use` check has no namespace hole at {NEWEST}: release namespace, kube-system and disabled namespaces included"
+    );
     assert!(
         has_match_conditions(&r),
         "matchConditions are on by default at {NEWEST}"
@@ -588,10 +614,18 @@ fn default_values_render_a_hardened_highly_available_webhook() {
 }
 
 #[test]
-fn csr_mode_issues_before_install_patches_after_and_renews_on_a_schedule() {
+fn csr_mode_issues_before_install_patches_after_and_renews_on_upgrade_or_a_schedule() {
     let Some(r) = render(NEWEST, &["certificates.mode=csr"]) else {
         return;
     };
+    let scheduled = render(
+        NEWEST,
+        &[
+            "certificates.mode=csr",
+            "certificates.csr.renew.enabled=true",
+        ],
+    )
+    .expect("tools present");
     same_objects(
         &r,
         &render(NEWEST, &[]).expect("tools present"),
@@ -638,13 +672,17 @@ fn csr_mode_issues_before_install_patches_after_and_renews_on_a_schedule() {
         "post-install,post-upgrade"
     );
     let patch_pod = &patch["spec"]["template"]["spec"];
-    assert_eq!(patch_pod["serviceAccountName"], "gmsa-certs");
+    assert_eq!(patch_pod["serviceAccountName"], "gmsa-certs-patch");
     assert_eq!(
         args(patch_pod),
         [&common[..], &["--patch-webhook", RELEASE]].concat()
     );
 
-    let cron = r.get("CronJob", "gmsa-certs-renew");
+    assert!(
+        r.of_kind("CronJob").is_empty() && r.find("ServiceAccount", "gmsa-certs").is_none(),
+        "no standing renewal (and no standing CSR rights) by default"
+    );
+    let cron = scheduled.get("CronJob", "gmsa-certs-renew");
     assert!(
         annotation(cron, "helm.sh/hook").is_null(),
         "the CronJob is a release resource"
@@ -661,8 +699,50 @@ fn csr_mode_issues_before_install_patches_after_and_renews_on_a_schedule() {
         .concat()
     );
 
-    // Two RBAC sets with the same rules: hooks (before release resources exist) and release resources.
-    for (name, hook) in [("gmsa-certs-hook", true), ("gmsa-certs", false)] {
+    // Hook RBAC (deleted once the hooks of its event succeed) and, only with the CronJob, the
+    // same issuing rights as standing release resources. The patch hook gets no CSR right.
+    let issue_cluster_rules = vec![
+        json!({"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests"], "verbs": ["create", "get", "list", "watch", "delete"]}),
+        json!({"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests/approval"], "verbs": ["update"]}),
+        json!({"apiGroups": ["certificates.k8s.io"], "resources": ["signers"], "resourceNames": ["kubernetes.io/kubelet-serving"], "verbs": ["approve"]}),
+        json!({"apiGroups": ["admissionregistration.k8s.io"], "resources": ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"], "resourceNames": [RELEASE], "verbs": ["get", "patch"]}),
+    ];
+    let issue_rules = vec![
+        json!({"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}),
+        json!({"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["gmsa-server-cert"], "verbs": ["get", "update", "patch"]}),
+        json!({"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["kube-root-ca.crt"], "verbs": ["get"]}),
+    ];
+    let patch_cluster_rules = vec![
+        json!({"apiGroups": ["admissionregistration.k8s.io"], "resources": ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"], "resourceNames": [RELEASE], "verbs": ["get", "patch"]}),
+    ];
+    let patch_rules = vec![
+        json!({"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["gmsa-server-cert"], "verbs": ["get"]}),
+        json!({"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["kube-root-ca.crt"], "verbs": ["get"]}),
+    ];
+    let sets = [
+        (
+            &r,
+            "gmsa-certs-hook",
+            Some("pre-install,pre-upgrade"),
+            &issue_cluster_rules,
+            &issue_rules,
+        ),
+        (
+            &r,
+            "gmsa-certs-patch",
+            Some("post-install,post-upgrade"),
+            &patch_cluster_rules,
+            &patch_rules,
+        ),
+        (
+            &scheduled,
+            "gmsa-certs",
+            None,
+            &issue_cluster_rules,
+            &issue_rules,
+        ),
+    ];
+    for (r, name, events, cluster_rules, rules) in sets {
         for kind in [
             "ServiceAccount",
             "ClusterRole",
@@ -671,12 +751,8 @@ fn csr_mode_issues_before_install_patches_after_and_renews_on_a_schedule() {
             "RoleBinding",
         ] {
             let obj = r.get(kind, name);
-            if hook {
-                assert_eq!(
-                    annotation(obj, "helm.sh/hook"),
-                    "pre-install,pre-upgrade",
-                    "{kind}/{name}"
-                );
+            if let Some(events) = events {
+                assert_eq!(annotation(obj, "helm.sh/hook"), events, "{kind}/{name}");
                 assert_eq!(
                     annotation(obj, "helm.sh/hook-weight"),
                     "-10",
@@ -691,22 +767,11 @@ fn csr_mode_issues_before_install_patches_after_and_renews_on_a_schedule() {
             }
         }
         assert_eq!(
-            rules_of(r.get("ClusterRole", name)),
-            vec![
-                json!({"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests"], "verbs": ["create", "get", "list", "watch", "delete"]}),
-                json!({"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests/approval"], "verbs": ["update"]}),
-                json!({"apiGroups": ["certificates.k8s.io"], "resources": ["signers"], "resourceNames": ["kubernetes.io/kubelet-serving"], "verbs": ["approve"]}),
-                json!({"apiGroups": ["admissionregistration.k8s.io"], "resources": ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"], "resourceNames": [RELEASE], "verbs": ["get", "patch"]}),
-            ]
+            &rules_of(r.get("ClusterRole", name)),
+            cluster_rules,
+            "{name}"
         );
-        assert_eq!(
-            rules_of(r.get("Role", name)),
-            vec![
-                json!({"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}),
-                json!({"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["gmsa-server-cert"], "verbs": ["get", "update", "patch"]}),
-                json!({"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["kube-root-ca.crt"], "verbs": ["get"]}),
-            ]
-        );
+        assert_eq!(&rules_of(r.get("Role", name)), rules, "{name}");
         assert_eq!(
             r.get("RoleBinding", name)["subjects"],
             json!([{"kind": "ServiceAccount", "name": name, "namespace": NS}])
@@ -720,6 +785,7 @@ fn csr_mode_without_approval_or_renewal_asks_for_less() {
     let Some(r) = render(
         OLDEST,
         &[
+            "certificates.csr.renew.enabled=true",
             "certificates.csr.approve=false",
             "certificates.csr.signerName=example.com/serving",
             "certificates.csr.duration=2160h",
@@ -892,14 +958,17 @@ fn opt_in_mode_selects_only_labelled_namespaces() {
     ) else {
         return;
     };
-    for hook in r.webhooks() {
-        assert_eq!(
-            hook["namespaceSelector"],
-            json!({"matchExpressions": [
-                {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [NS]},
-                {"key": "windows.k8s.io/gmsa", "operator": "In", "values": ["enabled"]}]})
-        );
-    }
+    assert_eq!(
+        r.webhook("MutatingWebhookConfiguration")["namespaceSelector"],
+        json!({"matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [NS]},
+            {"key": "windows.k8s.io/gmsa", "operator": "In", "values": ["enabled"]}]})
+    );
+    assert_eq!(
+        r.webhook("ValidatingWebhookConfiguration")["namespaceSelector"],
+        json!({}),
+        "opting in selects what is mutated; the `use` check still covers every namespace"
+    );
     let Some(custom) = render(
         NEWEST,
         &[
@@ -911,9 +980,43 @@ fn opt_in_mode_selects_only_labelled_namespaces() {
         return;
     };
     assert_eq!(
-        custom.webhook("ValidatingWebhookConfiguration")["namespaceSelector"]["matchExpressions"]
-            [1],
+        custom.webhook("MutatingWebhookConfiguration")["namespaceSelector"]["matchExpressions"][1],
         json!({"key": "example.com/gmsa", "operator": "In", "values": ["yes"]})
+    );
+}
+
+#[test]
+fn validation_namespace_holes_are_explicit_and_only_before_1_30_implied() {
+    let Some(holes) = render(
+        NEWEST,
+        &["webhook.validation.unsafeExcludeNamespaces={legacy,lab}"],
+    ) else {
+        return;
+    };
+    assert_eq!(
+        holes.webhook("ValidatingWebhookConfiguration")["namespaceSelector"],
+        json!({"matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["legacy", "lab"]}]})
+    );
+    assert_eq!(
+        holes.webhook("MutatingWebhookConfiguration")["namespaceSelector"]["matchExpressions"][0]
+            ["values"],
+        json!([NS, "kube-system"]),
+        "mutation exclusions are unchanged"
+    );
+    // Before 1.30 (no matchConditions) every pod of a selected namespace is sent, so the
+    // webhook's own namespace and kube-system stay out of both.
+    let old = render(OLDEST, &[]).expect("tools present");
+    assert!(!has_match_conditions(&old));
+    assert_eq!(
+        old.webhook("ValidatingWebhookConfiguration")["namespaceSelector"],
+        old.webhook("MutatingWebhookConfiguration")["namespaceSelector"]
+    );
+    // Forced on at 1.28 (beta): the same as 1.30+.
+    let forced = render(OLDEST, &["webhook.matchConditions.enabled=true"]).expect("tools present");
+    assert_eq!(
+        forced.webhook("ValidatingWebhookConfiguration")["namespaceSelector"],
+        json!({})
     );
 }
 
@@ -1512,6 +1615,7 @@ fn the_gmsa_cli_accepts_the_arguments_the_cert_jobs_give_it() {
         &[
             "certificates.csr.duration=2160h",
             "certificates.csr.approve=false",
+            "certificates.csr.renew.enabled=true",
         ],
     ) else {
         return;

@@ -120,8 +120,9 @@ matchConditions:
 {{- end -}}
 
 {{/*
-namespaceSelector: never the release namespace nor excludeNamespaces; opt-out also skips
-namespaces labelled windows.k8s.io/disabled=true, opt-in needs optInLabel=optInValue.
+namespaceSelector of the MUTATING webhook: never the release namespace nor excludeNamespaces;
+opt-out also skips namespaces labelled windows.k8s.io/disabled=true, opt-in needs
+optInLabel=optInValue.
 */}}
 {{- define "gmsa.namespaceSelector" -}}
 {{- $ns := .Values.webhook.namespaceSelector -}}
@@ -141,14 +142,42 @@ namespaceSelector:
 {{- end }}
 {{- end -}}
 
-{{/* Fields shared by the mutating and validating webhook entries. */}}
+{{/*
+namespaceSelector of the VALIDATING webhook (the `use` check). With matchConditions on, only
+pods that mention GMSA are sent and the webhook's own pods never do, so there is no bootstrap
+deadlock to avoid: every namespace is checked, the release namespace and kube-system included,
+except webhook.validation.unsafeExcludeNamespaces (each one a hole in the `use` check). Without
+matchConditions (before 1.30) every pod of a selected namespace is sent, so the mutating
+webhook's exclusions apply here too: the webhook's own pods and kube-system's must not wait
+for the webhook (docs/compat.md).
+*/}}
+{{- define "gmsa.validatingNamespaceSelector" -}}
+{{- if include "gmsa.matchConditionsEnabled" . }}
+{{- $holes := .Values.webhook.validation.unsafeExcludeNamespaces | default list }}
+{{- if $holes }}
+namespaceSelector:
+  matchExpressions:
+    - key: kubernetes.io/metadata.name
+      operator: NotIn
+      values: {{ $holes | uniq | toJson }}
+{{- else }}
+namespaceSelector: {}
+{{- end }}
+{{- else }}
+{{- include "gmsa.namespaceSelector" . }}
+{{- end }}
+{{- end -}}
+
+{{/* Fields shared by the mutating and validating webhook entries; `.validating` picks the
+namespaceSelector. */}}
 {{- define "gmsa.webhookCommon" -}}
-failurePolicy: {{ .Values.webhook.failurePolicy }}
-timeoutSeconds: {{ .Values.webhook.timeoutSeconds }}
+{{- $root := .root -}}
+failurePolicy: {{ $root.Values.webhook.failurePolicy }}
+timeoutSeconds: {{ $root.Values.webhook.timeoutSeconds }}
 admissionReviewVersions: ["v1", "v1beta1"]
 sideEffects: None
-{{ include "gmsa.namespaceSelector" . }}
-{{- include "gmsa.matchConditions" . }}
+{{ if .validating }}{{ include "gmsa.validatingNamespaceSelector" $root }}{{ else }}{{ include "gmsa.namespaceSelector" $root }}{{ end }}
+{{- include "gmsa.matchConditions" $root }}
 {{- end -}}
 
 {{/* Metadata of the webhook configurations (cert-manager CA injection in that mode). */}}
@@ -292,9 +321,9 @@ metadata:
   {{- end }}
   labels:
     {{- include "gmsa.labels" .root | nindent 4 }}
-  {{- if .hook }}
+  {{- if .events }}
   annotations:
-    helm.sh/hook: pre-install,pre-upgrade
+    helm.sh/hook: {{ .events }}
     helm.sh/hook-weight: {{ .weight | quote }}
     helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
   {{- end }}
