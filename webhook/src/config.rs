@@ -97,6 +97,12 @@ pub struct Config {
     #[arg(long, env = "CERT_RELOAD", value_parser = BoolishValueParser::new(), action = ArgAction::SetTrue)]
     pub cert_reload: bool,
 
+    /// Log a warning every hour once the served certificate expires within this (the chart's
+    /// renewBefore, 720h, by default); its notAfter is also the gauge
+    /// gmsa_webhook_certificate_not_after_seconds.
+    #[arg(long, env = "CERT_EXPIRY_WARNING", default_value = "720h", value_parser = parse_duration)]
+    pub cert_expiry_warning: Duration,
+
     /// How often --cert-reload and --credspecs-dir look for changes.
     #[arg(long, env = "RELOAD_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub reload_interval: Duration,

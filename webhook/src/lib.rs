@@ -89,6 +89,10 @@ impl Webhook {
             }
             resolver
         };
+        background.push(tokio::spawn(tls::warn_before_expiry(
+            metrics.cert.clone(),
+            config.cert_expiry_warning,
+        )));
         let tls_config = tls::server_config(resolver)?;
 
         let https = bind(config, config.https_port, "--https-port").await?;

@@ -406,6 +406,50 @@ impl CertReloader {
     }
 }
 
+/// How often [`warn_before_expiry`] looks at the served certificate.
+const EXPIRY_CHECK_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// The warning to log when the served certificate (notAfter `not_after`, Unix seconds) is
+/// inside the renewal `window` at `now`, or has expired; `None` while it is outside the window
+/// (or unknown: 0).
+pub fn expiry_warning(not_after: i64, now: i64, window: Duration) -> Option<String> {
+    if not_after <= 0 {
+        return None;
+    }
+    let left = not_after - now;
+    let window = i64::try_from(window.as_secs()).unwrap_or(i64::MAX);
+    if left < 0 {
+        Some(format!(
+            "the serving certificate expired {}s ago: the API server refuses every pod that \
+             names a GMSA spec; renew it now (helm upgrade, or gmsa certs renew)",
+            -left
+        ))
+    } else if left <= window {
+        Some(format!(
+            "the serving certificate expires in {}h (within --cert-expiry-warning): renew it \
+             (helm upgrade re-issues it within renewBefore, or gmsa certs renew)",
+            left / 3600
+        ))
+    } else {
+        None
+    }
+}
+
+/// Logs [`expiry_warning`] for the served certificate (as the `not_after_seconds` gauge holds
+/// it, so reloads are followed) now and then every hour. Runs until aborted.
+pub async fn warn_before_expiry(metrics: CertMetrics, window: Duration) {
+    let mut tick = tokio::time::interval(EXPIRY_CHECK_INTERVAL);
+    loop {
+        tick.tick().await;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        if let Some(warning) = expiry_warning(metrics.not_after_seconds.get(), now, window) {
+            tracing::warn!(not_after = metrics.not_after_seconds.get(), "{warning}");
+        }
+    }
+}
+
 fn log_served(pair: &LoadedPair, paths: &CertPaths, what: &str) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -425,6 +469,31 @@ fn log_served(pair: &LoadedPair, paths: &CertPaths, what: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expiry_warning_table() {
+        let day = 86_400;
+        let window = Duration::from_secs(30 * day as u64);
+        let now = 1_800_000_000;
+        for (not_after, want) in [
+            (0, None),              // unknown
+            (now + 31 * day, None), // outside the window
+            (now + 30 * day, Some("expires in 720h")),
+            (now + day, Some("expires in 24h")),
+            (now, Some("expires in 0h")),
+            (now - 10, Some("expired 10s ago")),
+        ] {
+            let got = expiry_warning(not_after, now, window);
+            match want {
+                None => assert_eq!(got, None, "{not_after}"),
+                Some(needle) => assert!(
+                    got.as_deref().is_some_and(|w| w.contains(needle)),
+                    "{not_after}: {got:?}"
+                ),
+            }
+        }
+        assert_eq!(expiry_warning(now + day, now, Duration::ZERO), None);
+    }
 
     struct Pair {
         cert: String,
