@@ -5,3 +5,4 @@
 pub mod cluster;
 pub mod dc;
 pub mod local_webhook;
+pub mod rbac;
