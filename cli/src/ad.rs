@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use gmsa_ad::{facts_for, verify, AdError, ConnectOptions, Credentials, Directory};
 use gmsa_crd::{CredSpec, GMSACredentialSpec, NewCredSpec};
 
-use crate::spec::{emit, OutputArgs};
+use crate::output::{display, emit, read, OutputArgs};
 
 /// Examples shown after `gmsa spec from-dc --help`.
 pub const FROM_DC_HELP: &str = "\
@@ -256,10 +256,8 @@ pub fn run_verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn read_spec_file(file: &std::path::Path) -> anyhow::Result<(String, CredSpec)> {
-    let shown = crate::spec::display(file);
-    let spec = crate::spec::read(file)?
-        .typed()
-        .with_context(|| shown.clone())?;
+    let shown = display(file);
+    let spec = read(file)?.typed().with_context(|| shown.clone())?;
     Ok((shown, spec))
 }
 

@@ -6,6 +6,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 mod ad;
 mod certs;
+mod output;
 mod review;
 mod spec;
 
