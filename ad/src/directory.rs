@@ -96,8 +96,7 @@ impl Domain {
 
     /// Whether a spec scope (DNS or NetBIOS name) names this domain.
     pub fn is_named(&self, scope: &str) -> bool {
-        let scope = scope.trim().trim_end_matches('.');
-        scope.eq_ignore_ascii_case(&self.dns_name) || scope.eq_ignore_ascii_case(&self.netbios_name)
+        self.info().is_named(scope)
     }
 }
 

@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 use gmsa_ad::{facts_for, verify, AdError, ConnectOptions, Credentials, Directory};
 use gmsa_crd::{CredSpec, GMSACredentialSpec, NewCredSpec};
 
+use crate::ccg::CcgArgs;
 use crate::output::{display, emit, read, OutputArgs};
 
 /// Examples shown after `gmsa spec from-dc --help`.
@@ -22,6 +23,10 @@ Examples:
   gmsa spec from-dc --account WebApp01 --additional-account Batch01 \\
     --additional-account Reports@fabrikam.com --server ldap://dc1.contoso.com \\
     --bind-dn 'CN=reader,CN=Users,DC=contoso,DC=com' --password-file reader.pw --apply
+  # For EKS nodes that are not domain joined (AWS CCG plugin):
+  gmsa spec from-dc --account WebApp01 --server ldaps://dc1.contoso.com --ca-file ca.pem \\
+    --bind-dn 'reader@CONTOSO.COM' --password-file reader.pw \\
+    --ccg aws --credential-arn arn:aws:secretsmanager:us-west-2:123456789012:secret:gmsa-reader
   # With your Kerberos ticket instead of a password (gmsa built with --features kerberos):
   kinit reader@CONTOSO.COM
   gmsa spec from-dc --account WebApp01 --server ldaps://dc1.contoso.com --kerberos";
@@ -71,12 +76,14 @@ pub struct FromDcArgs {
     /// The gMSA (sAMAccountName without the trailing $).
     #[arg(long)]
     pub account: String,
-    /// Another gMSA: NAME (this domain: checked, both scopes) or NAME@DOMAIN (another
+    /// Another gMSA: NAME or NAME@THIS-DOMAIN (checked, both scopes) or NAME@DOMAIN (another
     /// domain: written with that scope, not checked). Repeatable.
     #[arg(long = "additional-account", value_name = "NAME[@DOMAIN]")]
     pub additional_accounts: Vec<String>,
     #[command(flatten)]
     pub dc: DcArgs,
+    #[command(flatten)]
+    pub ccg: CcgArgs,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -155,6 +162,7 @@ fn require_gmsa(dir: &mut Directory, name: &str, domain: &str) -> Result<(), AdE
 /// `gmsa spec from-dc`.
 pub fn run_from_dc(args: FromDcArgs) -> anyhow::Result<ExitCode> {
     let account = args.account.trim().trim_end_matches('$').to_string();
+    let host_account = args.ccg.host_account()?;
     let mut dir = connect(&args.dc)?;
     let domain = dir.domain()?;
     require_gmsa(&mut dir, &account, &domain.dns_name)?;
@@ -182,7 +190,7 @@ pub fn run_from_dc(args: FromDcArgs) -> anyhow::Result<ExitCode> {
         account,
         domain: domain.info(),
         additional_accounts: additional,
-        host_account: None,
+        host_account,
     });
     let resource = |name: &str| GMSACredentialSpec::new(name, &spec);
     emit(&args.dc.server, "", &spec, None, &resource, &args.output)

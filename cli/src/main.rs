@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 
 mod ad;
+mod ccg;
 mod certs;
 mod output;
 mod review;

@@ -8,10 +8,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use gmsa_crd::{
-    has_errors, validate, CredSpec, DomainInfo, GMSACredentialSpec, HostAccount, NewCredSpec,
-};
+use gmsa_crd::{has_errors, validate, CredSpec, DomainInfo, GMSACredentialSpec, NewCredSpec};
 
+use crate::ccg::CcgArgs;
 use crate::output::{display, emit, read, report, write_stdout, OutputArgs};
 
 const FROM_FILE_EXAMPLES: &str = "\
@@ -30,14 +29,20 @@ Examples:
   gmsa spec new --account WebApp01 --dns-name contoso.com --netbios-name CONTOSO \\
     --sid S-1-5-21-2126729477-2524075714-3094792973 \\
     --guid 244818ae-87ca-4fcd-92ec-e79e5252348a
-  # Two more accounts, one of them in a trusted domain, and the CCG plugin for hosts that
-  # are not domain joined:
+  # Two more accounts, one of them in a trusted domain, and the AWS CCG plugin for EKS
+  # nodes that are not domain joined (the secret holds username, password, domainName):
   gmsa spec new --account WebApp01 --dns-name contoso.com --netbios-name CONTOSO \\
     --sid S-1-5-21-2126729477-2524075714-3094792973 \\
     --guid 244818ae-87ca-4fcd-92ec-e79e5252348a \\
     --additional-account Batch01 --additional-account Reports@fabrikam.com \\
-    --ccg-plugin-guid 859E1386-BDB4-49E8-85C7-3070B13920E1 \\
-    --ccg-plugin-input contoso.com:gmsa-cred-reader:secret-name";
+    --ccg aws --credential-arn arn:aws:secretsmanager:us-west-2:123456789012:secret:gmsa-reader
+  # AKS (Azure Key Vault plugin) and Rancher nodes:
+  gmsa spec new ... --ccg azure-key-vault --object-id 244818ae-87ca-4fcd-92ec-e79e5252348a \\
+    --secret-uri https://myvault.vault.azure.net/secrets/gmsa-reader
+  gmsa spec new ... --ccg rancher --account-provider-namespace cattle-windows-gmsa-system \\
+    --reader-secret gmsa-reader
+  # Any other plugin, by class id and raw input:
+  gmsa spec new ... --ccg-plugin-guid '{GUID}' --ccg-plugin-input 'INPUT'";
 
 const VALIDATE_EXAMPLES: &str = "\
 Examples:
@@ -103,15 +108,12 @@ pub struct NewArgs {
     /// The forest's DNS name. Default: --dns-name.
     #[arg(long)]
     pub tree_name: Option<String>,
-    /// Another gMSA: NAME (same domain, both scopes) or NAME@DOMAIN. Repeatable.
+    /// Another gMSA: NAME or NAME@THIS-DOMAIN (both scopes), or NAME@OTHER-DOMAIN (one entry
+    /// with that scope). Repeatable.
     #[arg(long = "additional-account", value_name = "NAME[@DOMAIN]")]
     pub additional_accounts: Vec<String>,
-    /// COM class id of the CCG plugin (HostAccountConfig), braced or not.
-    #[arg(long, requires = "ccg_plugin_input")]
-    pub ccg_plugin_guid: Option<String>,
-    /// Input for the CCG plugin (HostAccountConfig.PluginInput).
-    #[arg(long, requires = "ccg_plugin_guid")]
-    pub ccg_plugin_input: Option<String>,
+    #[command(flatten)]
+    pub ccg: CcgArgs,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -168,13 +170,7 @@ fn new(args: &NewArgs) -> anyhow::Result<ExitCode> {
             dns_tree_name: args.tree_name.clone(),
         },
         additional_accounts: args.additional_accounts.clone(),
-        host_account: match (&args.ccg_plugin_guid, &args.ccg_plugin_input) {
-            (Some(plugin_guid), Some(plugin_input)) => Some(HostAccount {
-                plugin_guid: plugin_guid.clone(),
-                plugin_input: plugin_input.clone(),
-            }),
-            _ => None,
-        },
+        host_account: args.ccg.host_account()?,
     };
     let spec = CredSpec::build(&params);
     let resource = |name: &str| GMSACredentialSpec::new(name, &spec);

@@ -8,7 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const PLUGIN_SECRET: &str = "contoso.com:gmsa-reader:PLUGIN-SENTINEL-4d2e";
+/// A valid AWS plugin input (so commands go on to print the spec) carrying a sentinel.
+const PLUGIN_SECRET: &str = r#"{"credentialArn":"arn:aws:secretsmanager:us-west-2:123456789012:secret:PLUGIN-SENTINEL-4d2e"}"#;
 const POD_SENTINELS: [&str; 4] = [
     "ENV-SENTINEL-8a1f",
     "ARG-SENTINEL-3c9b",
@@ -83,7 +84,7 @@ fn assert_quiet(out: &Output, what: &str, rule: Stdout) {
     }
     if rule == Stdout::Product {
         assert!(
-            stdout.contains(PLUGIN_SECRET),
+            stdout.contains("PLUGIN-SENTINEL-4d2e"),
             "{what}: the output carries the PluginInput: {stdout}"
         );
     }

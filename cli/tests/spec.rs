@@ -260,15 +260,169 @@ fn spec_new_builds_what_new_credentialspec_would() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), example("credspecs/webapp01.yaml"));
 
-    let ccg = [
-        "--ccg-plugin-guid",
-        "859E1386-BDB4-49E8-85C7-3070B13920E1",
-        "--ccg-plugin-input",
-        "contoso.com:gmsa-cred-reader:gmsa-plugin-input",
+    // The AWS plugin's input as the ECS developer guide writes it, a JSON document in a string;
+    // the same spec by class id and raw input.
+    let arn = "arn:aws:secretsmanager:us-west-2:123456789012:secret:gmsa-plugin-input";
+    let raw = format!(r#"{{"credentialArn":"{arn}"}}"#);
+    for ccg in [
+        vec!["--ccg", "aws", "--credential-arn", arn],
+        vec![
+            "--ccg-plugin-guid",
+            "859E1386-BDB4-49E8-85C7-3070B13920E1",
+            "--ccg-plugin-input",
+            &raw,
+        ],
+    ] {
+        let out = spec_new("WebApp02", CONTOSO_SID, &ccg);
+        assert!(out.status.success(), "{ccg:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out), example("credspecs/webapp02.yaml"), "{ccg:?}");
+    }
+}
+
+/// Each known plugin: build with `--ccg`, the HostAccountConfig is the vendor's form, and the
+/// output validates and converts back unchanged (build → validate → from-file).
+#[test]
+fn spec_new_ccg_builds_each_plugin_and_round_trips() {
+    let rows: [(&[&str], &str, &str); 3] = [
+        (
+            &["--ccg", "aws", "--credential-arn", "arn:aws:ssm:eu-west-1:123456789012:parameter/gmsa"],
+            "{859E1386-BDB4-49E8-85C7-3070B13920E1}",
+            r#"{"credentialArn":"arn:aws:ssm:eu-west-1:123456789012:parameter/gmsa"}"#,
+        ),
+        (
+            &[
+                "--ccg",
+                "azure-key-vault",
+                "--object-id",
+                "244818ae-87ca-4fcd-92ec-e79e5252348a",
+                "--secret-uri",
+                "https://mygmsavault.vault.azure.net/secrets/GMSADomainUserCred",
+            ],
+            "{CCC2A336-D7F3-4818-A213-272B7924213E}",
+            "ObjectId=244818ae-87ca-4fcd-92ec-e79e5252348a;SecretUri=https://mygmsavault.vault.azure.net/secrets/GMSADomainUserCred",
+        ),
+        (
+            &["--ccg", "rancher", "--account-provider-namespace", "cattle-windows-gmsa-system", "--reader-secret", "gmsa-reader"],
+            "{E4781092-F116-4B79-B55E-28EB6A224E26}",
+            "cattle-windows-gmsa-system:gmsa-reader",
+        ),
     ];
-    let out = spec_new("WebApp02", CONTOSO_SID, &ccg);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stdout(&out), example("credspecs/webapp02.yaml"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (flags, guid, input) in rows {
+        let mut args = flags.to_vec();
+        args.extend(["--additional-account", "Batch01@CONTOSO", "-o", "json"]);
+        let out = spec_new("WebApp02", CONTOSO_SID, &args);
+        assert!(out.status.success(), "{flags:?}: {}", stderr(&out));
+        let built: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+        let ad = &built["credspec"]["ActiveDirectoryConfig"];
+        assert_eq!(
+            ad["HostAccountConfig"],
+            serde_json::json!({"PortableCcgVersion": "1", "PluginGUID": guid, "PluginInput": input}),
+            "{flags:?}"
+        );
+        assert_eq!(
+            ad["GroupManagedServiceAccounts"]
+                .as_array()
+                .expect("accounts")[2..4],
+            [
+                serde_json::json!({"Name": "Batch01", "Scope": "contoso.com"}),
+                serde_json::json!({"Name": "Batch01", "Scope": "CONTOSO"})
+            ],
+            "NAME@THIS-DOMAIN writes both scopes"
+        );
+        let file = dir.path().join("built.json");
+        std::fs::write(&file, stdout(&out)).expect("write");
+        let file = file.to_str().expect("UTF-8 path");
+        let checked = gmsa(&["spec", "validate", file]);
+        assert_eq!(
+            checked.status.code(),
+            Some(0),
+            "{flags:?}: {}",
+            stdout(&checked)
+        );
+        assert_eq!(stdout(&checked), format!("{file}: ok\n"));
+        let back = gmsa(&["spec", "from-file", file, "-o", "json"]);
+        assert!(back.status.success(), "{}", stderr(&back));
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&stdout(&back)).expect("JSON"),
+            built
+        );
+    }
+}
+
+#[test]
+fn spec_new_ccg_refuses_bad_inputs_with_the_catalogue_message() {
+    let rows: [(&[&str], &str); 5] = [
+        (
+            &[
+                "--ccg",
+                "aws",
+                "--credential-arn",
+                "arn:aws:s3:::bucket/secret",
+            ],
+            "--ccg aws: credentialArn names neither Secrets Manager",
+        ),
+        (
+            &[
+                "--ccg",
+                "azure-key-vault",
+                "--object-id",
+                "me",
+                "--secret-uri",
+                "https://v12.vault.azure.net/secrets/s",
+            ],
+            "--ccg azure-key-vault: ObjectId is not a GUID",
+        ),
+        (
+            &[
+                "--ccg",
+                "azure-key-vault",
+                "--object-id",
+                "244818ae-87ca-4fcd-92ec-e79e5252348a",
+                "--secret-uri",
+                "http://v12.vault.azure.net/secrets/s",
+            ],
+            "SecretUri is not an https Key Vault secret URL",
+        ),
+        (
+            &[
+                "--ccg",
+                "rancher",
+                "--account-provider-namespace",
+                "ns:x",
+                "--reader-secret",
+                "s",
+            ],
+            "--ccg rancher: it is not exactly two parts",
+        ),
+        (
+            &[
+                "--ccg",
+                "rancher",
+                "--account-provider-namespace",
+                "ns",
+                "--reader-secret",
+                "s",
+                "--credential-arn",
+                "x",
+            ],
+            "--credential-arn does not apply to --ccg rancher",
+        ),
+    ];
+    for (flags, fragment) in rows {
+        assert_refused(&spec_new("WebApp02", CONTOSO_SID, flags), fragment);
+    }
+    // Raw input for a known plugin goes through the same rules, in validation.
+    let raw = [
+        "--ccg-plugin-guid",
+        "859e1386-bdb4-49e8-85c7-3070b13920e1",
+        "--ccg-plugin-input",
+        "not json",
+    ];
+    assert_refused(
+        &spec_new("WebApp02", CONTOSO_SID, &raw),
+        "error: ActiveDirectoryConfig.HostAccountConfig.PluginInput: is not what the AWS CCG plugin (--ccg aws) reads",
+    );
 }
 
 #[test]

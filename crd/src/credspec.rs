@@ -226,8 +226,9 @@ impl CredSpec {
             .chain(params.additional_accounts.iter().map(String::as_str))
         {
             match name.split_once('@') {
-                Some((name, domain)) => accounts.push(entry(name, domain)),
-                None => {
+                Some((name, domain)) if !d.is_named(domain) => accounts.push(entry(name, domain)),
+                split => {
+                    let name = split.map_or(name, |(name, _)| name);
                     accounts.push(entry(name, &d.dns_name));
                     accounts.push(entry(name, &d.net_bios_name));
                 }
@@ -283,6 +284,15 @@ pub struct DomainInfo {
     pub dns_tree_name: Option<String>,
 }
 
+impl DomainInfo {
+    /// Whether `domain` is this domain's DNS or NetBIOS name (case-insensitive).
+    pub fn is_named(&self, domain: &str) -> bool {
+        let domain = domain.trim().trim_end_matches('.');
+        domain.eq_ignore_ascii_case(&self.dns_name)
+            || domain.eq_ignore_ascii_case(&self.net_bios_name)
+    }
+}
+
 /// The CCG plugin for hosts that are not domain joined.
 #[derive(Clone, PartialEq, Eq)]
 pub struct HostAccount {
@@ -308,8 +318,9 @@ pub struct NewCredSpec {
     pub account: String,
     /// The domain it lives in.
     pub domain: DomainInfo,
-    /// More gMSAs (`-AdditionalAccounts`): `NAME` (same domain: both scope entries) or
-    /// `NAME@DOMAIN` (one entry with that scope).
+    /// More gMSAs (`-AdditionalAccounts`): `NAME` or `NAME@DOMAIN` naming this domain (by DNS
+    /// or NetBIOS name): both scope entries; `NAME@OTHER` (another domain): one entry with
+    /// that scope.
     pub additional_accounts: Vec<String>,
     /// The CCG plugin, for hosts that are not domain joined.
     pub host_account: Option<HostAccount>,
@@ -421,7 +432,11 @@ pub(crate) mod tests {
                 guid: "244818ae-87ca-4fcd-92ec-e79e5252348a".into(),
                 dns_tree_name: Some("root.contoso.com".into()),
             },
-            additional_accounts: vec!["Batch".into(), "Ext@fabrikam.com".into()],
+            additional_accounts: vec![
+                "Batch".into(),
+                "Ext@fabrikam.com".into(),
+                "Same@contoso".into(),
+            ],
             host_account: Some(HostAccount {
                 plugin_guid: "859E1386-BDB4-49E8-85C7-3070B13920E1".into(),
                 plugin_input: "contoso.com:gmsa-reader:secret".into(),
@@ -436,7 +451,9 @@ pub(crate) mod tests {
                 {"Name": "WebApp01", "Scope": "CONTOSO"},
                 {"Name": "Batch", "Scope": "contoso.com"},
                 {"Name": "Batch", "Scope": "CONTOSO"},
-                {"Name": "Ext", "Scope": "fabrikam.com"}
+                {"Name": "Ext", "Scope": "fabrikam.com"},
+                {"Name": "Same", "Scope": "contoso.com"},
+                {"Name": "Same", "Scope": "CONTOSO"}
             ])
         );
         assert_eq!(v["DomainJoinConfig"]["DnsTreeName"], "root.contoso.com");

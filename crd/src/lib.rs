@@ -20,6 +20,11 @@
 //!   [`CredSpec::build`] makes what `New-CredentialSpec` would from a [`NewCredSpec`].
 //! - [`validate()`](fn@validate) (module [`validate`](mod@validate)): `validate(&CredSpec) -> Vec<Problem>`; [`Problem`]
 //!   `{ path, severity, message, hint }`, [`Severity`] `Error | Warning`, [`has_errors`].
+//! - module [`ccg`]: the catalogue of CCG plugins ([`ccg::PLUGINS`]: AWS, Azure Key Vault,
+//!   Rancher; [`ccg::by_guid`], [`ccg::by_key`]) with a parser per plugin
+//!   ([`ccg::Plugin::parse`] → [`ccg::PluginInput`], whose `to_plugin_input` writes exactly
+//!   what the plugin reads). `validate` checks known plugins' inputs with it;
+//!   [`MAX_INLINED_BYTES`] / [`inlined_len`] are the API server's 64 KiB limit.
 //! - module [`input`]: [`read_document`]`(impl Read) -> Result<Document, InputError>` reads at most
 //!   [`MAX_INPUT_BYTES`], decodes UTF-8 / UTF-8 BOM / UTF-16 LE/BE with BOM, and recognises a
 //!   credential-spec JSON or a `GMSACredentialSpec` manifest (YAML or JSON, v1 or v1alpha1).
@@ -71,6 +76,7 @@
 //! # }
 //! ```
 pub mod apply;
+pub mod ccg;
 pub mod crd_manifest;
 pub mod credspec;
 pub mod input;
@@ -90,4 +96,4 @@ pub use name::{check_name, default_name, NameError};
 pub use resource::{
     GMSACredentialSpec, API_VERSION, GROUP, KIND, PLURAL, SINGULAR, VERSION, VERSION_V1ALPHA1,
 };
-pub use validate::{has_errors, validate, Problem, Severity};
+pub use validate::{has_errors, inlined_len, validate, Problem, Severity, MAX_INLINED_BYTES};

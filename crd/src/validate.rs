@@ -6,7 +6,10 @@
 
 use std::fmt;
 
-use crate::credspec::{CredSpec, DomainJoinConfig, HostAccountConfig, ACTIVE_DIRECTORY_PLUGIN};
+use crate::ccg;
+use crate::credspec::{
+    CredSpec, DomainJoinConfig, HostAccountConfig, ACTIVE_DIRECTORY_PLUGIN, PORTABLE_CCG_VERSION,
+};
 
 /// How bad a [`Problem`] is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -89,6 +92,7 @@ const REGENERATE: &str =
 pub fn validate(spec: &CredSpec) -> Vec<Problem> {
     let mut out = Vec::new();
     use Severity::{Error, Warning};
+    check_size(spec, &mut out);
 
     match &spec.cms_plugins {
         None => out.push(
@@ -384,14 +388,14 @@ fn check_host_account(h: &HostAccountConfig, out: &mut Vec<Problem>) {
         .as_deref()
         .filter(|v| !v.trim().is_empty())
     {
-        if version != "1" {
+        if version != PORTABLE_CCG_VERSION {
             out.push(
                 Problem::new(
-                    Severity::Warning,
+                    Severity::Error,
                     format!("{base}.PortableCcgVersion"),
-                    format!("\"{version}\" is not the known version \"1\""),
+                    format!("\"{version}\" is not the only version ccg.exe knows, \"1\""),
                 )
-                .hint("use \"1\" unless your Windows version documents another"),
+                .hint("set \"PortableCcgVersion\": \"1\""),
             );
         }
     }
@@ -411,6 +415,67 @@ fn check_host_account(h: &HostAccountConfig, out: &mut Vec<Problem>) {
                 .hint(hint),
             );
         }
+        check_plugin(guid, h.plugin_input.as_deref(), out);
+    }
+}
+
+/// A known plugin's input must parse as that plugin reads it; an unknown plugin is a warning.
+/// Messages never repeat the input (it may be a secret).
+fn check_plugin(guid: &str, input: Option<&str>, out: &mut Vec<Problem>) {
+    let base = "ActiveDirectoryConfig.HostAccountConfig";
+    let Some(plugin) = ccg::by_guid(guid) else {
+        if is_guid(guid.trim_start_matches('{').trim_end_matches('}')) {
+            out.push(
+                Problem::new(
+                    Severity::Warning,
+                    format!("{base}.PluginGUID"),
+                    format!("\"{guid}\" is not a CCG plugin gmsa knows, so its PluginInput is not checked"),
+                )
+                .hint(format!(
+                    "check the class id with the plugin's vendor; known plugins: {}",
+                    ccg::known_list()
+                )),
+            );
+        }
+        return;
+    };
+    let Some(input) = input.filter(|i| !i.trim().is_empty()) else {
+        return;
+    };
+    if let Err(why) = plugin.parse(input) {
+        out.push(
+            Problem::new(
+                Severity::Error,
+                format!("{base}.PluginInput"),
+                format!(
+                    "is not what the {} (--ccg {}) reads: {why}",
+                    plugin.name, plugin.key
+                ),
+            )
+            .hint(format!("write {}", plugin.input_form)),
+        );
+    }
+}
+
+/// What the API server accepts in a pod's `gmsaCredentialSpec`: 64 KiB.
+pub const MAX_INLINED_BYTES: usize = 64 * 1024;
+
+/// The size of `spec` as the webhook inlines it (compact JSON), in bytes.
+pub fn inlined_len(spec: &CredSpec) -> usize {
+    serde_json::to_vec(&spec.to_value()).map_or(0, |v| v.len())
+}
+
+fn check_size(spec: &CredSpec, out: &mut Vec<Problem>) {
+    let len = inlined_len(spec);
+    if len > MAX_INLINED_BYTES {
+        out.push(
+            Problem::new(
+                Severity::Error,
+                "",
+                format!("the spec is {len} bytes as inlined JSON; the API server refuses a pod's gmsaCredentialSpec over {MAX_INLINED_BYTES} bytes"),
+            )
+            .hint("drop unknown fields and extra accounts until it fits"),
+        );
     }
 }
 
@@ -483,6 +548,28 @@ mod tests {
         crate::credspec::tests::contoso()
     }
 
+    const AWS_INPUT: &str =
+        r#"{"credentialArn":"arn:aws:secretsmanager:us-west-2:123456789012:secret:gmsa-reader"}"#;
+
+    #[test]
+    fn a_known_plugin_input_is_checked_without_repeating_it() {
+        let mut v = good();
+        v["ActiveDirectoryConfig"]["HostAccountConfig"] = json!({
+            "PortableCcgVersion": "1",
+            "PluginGUID": "{859E1386-BDB4-49E8-85C7-3070B13920E1}",
+            "PluginInput": "hunter2-password"
+        });
+        let found = problems(&v);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(found[0].hint.contains("credentialArn"), "{}", found[0]);
+        assert!(!found[0].to_string().contains("hunter2"), "{}", found[0]);
+        v["ActiveDirectoryConfig"]["HostAccountConfig"]["PluginGUID"] =
+            json!("{00000000-1111-2222-3333-444444444444}");
+        let found = problems(&v);
+        assert!(found[0].hint.contains("aws {859E1386"), "{}", found[0]);
+        assert!(!has_errors(&found));
+    }
+
     fn problems(value: &Value) -> Vec<Problem> {
         validate(&CredSpec::from_value(value).expect("model accepts it"))
     }
@@ -518,7 +605,7 @@ mod tests {
         v["ActiveDirectoryConfig"]["HostAccountConfig"] = json!({
             "PortableCcgVersion": "1",
             "PluginGUID": "{859E1386-BDB4-49E8-85C7-3070B13920E1}",
-            "PluginInput": "contoso.com:gmsa-reader:secret"
+            "PluginInput": AWS_INPUT
         });
         assert_eq!(problems(&v), vec![]);
     }
@@ -532,7 +619,7 @@ mod tests {
             let mut h = json!({
                 "PortableCcgVersion": "1",
                 "PluginGUID": "{859E1386-BDB4-49E8-85C7-3070B13920E1}",
-                "PluginInput": "x"
+                "PluginInput": AWS_INPUT
             });
             if let (Value::Object(h), Value::Object(v)) = (&mut h, v) {
                 for (k, v) in v {
@@ -748,8 +835,43 @@ mod tests {
                 "/ActiveDirectoryConfig/HostAccountConfig",
                 hac(json!({"PortableCcgVersion": "2"})),
                 "ActiveDirectoryConfig.HostAccountConfig.PortableCcgVersion",
+                Error,
+                "only version",
+            ),
+            (
+                "/ActiveDirectoryConfig/HostAccountConfig",
+                hac(json!({"PluginInput": "not json"})),
+                "ActiveDirectoryConfig.HostAccountConfig.PluginInput",
+                Error,
+                "AWS CCG plugin",
+            ),
+            (
+                "/ActiveDirectoryConfig/HostAccountConfig",
+                hac(json!({"PluginGUID": "{CCC2A336-D7F3-4818-A213-272B7924213E}"})),
+                "ActiveDirectoryConfig.HostAccountConfig.PluginInput",
+                Error,
+                "Azure Key Vault CCG plugin",
+            ),
+            (
+                "/ActiveDirectoryConfig/HostAccountConfig",
+                hac(json!({"PluginGUID": "{e4781092-f116-4b79-b55e-28eb6a224e26}"})),
+                "ActiveDirectoryConfig.HostAccountConfig.PluginInput",
+                Error,
+                "Rancher CCG plugin",
+            ),
+            (
+                "/ActiveDirectoryConfig/HostAccountConfig",
+                hac(json!({"PluginGUID": "{00000000-1111-2222-3333-444444444444}"})),
+                "ActiveDirectoryConfig.HostAccountConfig.PluginGUID",
                 Warning,
-                "not the known version",
+                "not a CCG plugin gmsa knows",
+            ),
+            (
+                "/Padding",
+                Some(json!("x".repeat(MAX_INLINED_BYTES))),
+                "",
+                Error,
+                "over 65536 bytes",
             ),
             (
                 "/ActiveDirectoryConfig/HostAccountConfig",
