@@ -11,7 +11,7 @@ use gmsa_ad::{facts_for, verify, AdError, ConnectOptions, Credentials, Directory
 use gmsa_crd::{CredSpec, GMSACredentialSpec, NewCredSpec};
 
 use crate::ccg::CcgArgs;
-use crate::output::{display, emit, read, OutputArgs};
+use crate::output::{display, emit, fetch_spec, read, OutputArgs};
 
 /// Examples shown after `gmsa spec from-dc --help`.
 pub const FROM_DC_HELP: &str = "\
@@ -267,23 +267,4 @@ fn read_spec_file(file: &std::path::Path) -> anyhow::Result<(String, CredSpec)> 
     let shown = display(file);
     let spec = read(file)?.typed().with_context(|| shown.clone())?;
     Ok((shown, spec))
-}
-
-fn fetch_spec(name: &str) -> anyhow::Result<CredSpec> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let resource = runtime.block_on(async {
-        let client = kube::Client::try_default()
-            .await
-            .context("connecting to the cluster of the current kubeconfig")?;
-        let api: kube::Api<GMSACredentialSpec> = kube::Api::all(client);
-        api.get(name)
-            .await
-            .with_context(|| format!("reading GMSACredentialSpec {name} from the cluster"))
-    })?;
-    resource
-        .typed()
-        .with_context(|| format!("GMSACredentialSpec {name}: credspec"))
 }

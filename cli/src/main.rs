@@ -7,6 +7,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 mod ad;
 mod ccg;
 mod certs;
+mod explain;
 mod output;
 mod review;
 mod spec;

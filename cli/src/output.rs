@@ -170,3 +170,23 @@ pub(crate) fn write_stdout(text: &str) -> anyhow::Result<()> {
         .and_then(|()| stdout.flush())
         .context("writing to standard output")
 }
+
+/// Reads the GMSACredentialSpec `name` from the cluster of the current kubeconfig.
+pub(crate) fn fetch_spec(name: &str) -> anyhow::Result<CredSpec> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let resource = runtime.block_on(async {
+        let client = kube::Client::try_default()
+            .await
+            .context("connecting to the cluster of the current kubeconfig")?;
+        let api: kube::Api<GMSACredentialSpec> = kube::Api::all(client);
+        api.get(name)
+            .await
+            .with_context(|| format!("reading GMSACredentialSpec {name} from the cluster"))
+    })?;
+    resource
+        .typed()
+        .with_context(|| format!("GMSACredentialSpec {name}: credspec"))
+}

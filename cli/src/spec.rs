@@ -76,6 +76,10 @@ pub enum SpecCommand {
     /// whether each --node may.
     #[command(after_help = crate::ad::VERIFY_HELP)]
     Verify(crate::ad::VerifyArgs),
+    /// Explain what a Windows node will do with a spec: domain-joined or which CCG plugin,
+    /// what it fetches from where, the accounts, and what must be true on the node.
+    #[command(after_help = crate::explain::EXPLAIN_HELP)]
+    Explain(crate::explain::ExplainArgs),
 }
 
 /// `gmsa spec from-file`.
@@ -134,6 +138,7 @@ pub fn run(cmd: SpecCommand) -> anyhow::Result<ExitCode> {
         SpecCommand::Validate(args) => validate_files(&args.files),
         SpecCommand::FromDc(args) => crate::ad::run_from_dc(args),
         SpecCommand::Verify(args) => crate::ad::run_verify(args),
+        SpecCommand::Explain(args) => crate::explain::run(&args),
     }
 }
 

@@ -425,6 +425,125 @@ fn spec_new_ccg_refuses_bad_inputs_with_the_catalogue_message() {
     );
 }
 
+/// `gmsa spec explain FILE`: the AWS example names the plugin, the ARN it fetches and the
+/// node checklist; the stable JSON fields; a domain-joined spec says so; a spec with an
+/// unreadable input exits 1 with the catalogue's message and never prints the input.
+#[test]
+fn spec_explain_a_file() {
+    let out = gmsa(&["spec", "explain", "examples/gmsa-cred-spec-ccg.txt"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for fragment in [
+        "not domain-joined: ccg.exe loads CCG plugin {859E1386-BDB4-49E8-85C7-3070B13920E1} (AWS CCG plugin)",
+        "credentialArn: arn:aws:secretsmanager:us-west-2:123456789012:secret:gmsa-plugin-input",
+        "gMSA: WebApp02 (scope CONTOSO)",
+        "[ ] the node's IAM role may call secretsmanager:GetSecretValue",
+        "Microsoft-Windows-Containers-CCG/Admin",
+    ] {
+        assert!(text.contains(fragment), "{fragment:?} in:\n{text}");
+    }
+
+    let out = gmsa(&[
+        "spec",
+        "explain",
+        "examples/gmsa-cred-spec.txt",
+        "-o",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    let keys: Vec<&str> = json
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "accounts",
+            "check_on_node",
+            "domain",
+            "mode",
+            "node_checklist",
+            "plugin",
+            "problems",
+            "source",
+            "valid"
+        ]
+    );
+    assert_eq!(json["mode"], "domain-joined");
+    assert_eq!(json["plugin"], serde_json::Value::Null);
+    assert_eq!(json["domain"]["netbios_name"], "CONTOSO");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bad = std::fs::read_to_string(root().join("examples/gmsa-cred-spec-ccg.txt"))
+        .expect("example")
+        .replace(
+            r#""{\"credentialArn\":\"arn:aws:secretsmanager:us-west-2:123456789012:secret:gmsa-plugin-input\"}""#,
+            r#""SENTINEL-hunter2""#,
+        );
+    assert!(bad.contains("SENTINEL-hunter2"));
+    let file = dir.path().join("bad.json");
+    std::fs::write(&file, bad).expect("write");
+    let out = gmsa(&[
+        "spec",
+        "explain",
+        file.to_str().expect("UTF-8"),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(json["plugin"]["key"], "aws");
+    assert_eq!(json["valid"], false);
+    assert!(json["problems"][0]
+        .as_str()
+        .expect("problem")
+        .contains("is not what the AWS CCG plugin"));
+    assert!(!stdout(&out).contains("hunter2") && !stderr(&out).contains("hunter2"));
+}
+
+/// `gmsa spec explain NAME`: the spec comes from the cluster of the kubeconfig (testkit's fake).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spec_explain_a_name_from_the_cluster() {
+    let api = gmsa_testkit::crd_api::CrdApi::from_capture();
+    let credspec = serde_json::json!({
+        "CmsPlugins": ["ActiveDirectory"],
+        "DomainJoinConfig": {"Sid": CONTOSO_SID, "MachineAccountName": "WebApp03",
+            "Guid": "244818ae-87ca-4fcd-92ec-e79e5252348a", "DnsTreeName": "contoso.com",
+            "DnsName": "contoso.com", "NetBiosName": "CONTOSO"},
+        "ActiveDirectoryConfig": {
+            "GroupManagedServiceAccounts": [{"Name": "WebApp03", "Scope": "contoso.com"},
+                                            {"Name": "WebApp03", "Scope": "CONTOSO"}],
+            "HostAccountConfig": {"PortableCcgVersion": "1",
+                "PluginGUID": "{CCC2A336-D7F3-4818-A213-272B7924213E}",
+                "PluginInput": "ObjectId=244818ae-87ca-4fcd-92ec-e79e5252348a;SecretUri=https://myvault.vault.azure.net/secrets/reader"}}
+    });
+    api.apply("webapp03", Some(credspec));
+    let server = FakeApiServer::start(api.router()).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = server.write_kubeconfig(dir.path());
+    let out = tokio::task::spawn_blocking(move || {
+        gmsa_with(
+            &["spec", "explain", "webapp03", "-o", "json"],
+            None,
+            &[("KUBECONFIG", &kubeconfig)],
+        )
+    })
+    .await
+    .expect("join");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(json["source"], "GMSACredentialSpec webapp03");
+    assert_eq!(json["plugin"]["key"], "azure-key-vault");
+    assert_eq!(
+        json["plugin"]["input"]["SecretUri"],
+        "https://myvault.vault.azure.net/secrets/reader"
+    );
+    assert_eq!(json["accounts"][0]["name"], "WebApp03");
+}
+
 #[test]
 fn spec_new_refuses_a_user_sid() {
     let out = spec_new("WebApp01", "S-1-5-21-1-2-3-1104", &[]);

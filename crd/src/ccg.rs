@@ -26,7 +26,7 @@ pub struct Plugin {
     pub input_form: &'static str,
     /// What it fetches, from where, and what that holds.
     pub fetches: &'static str,
-    /// What must be true on the node for it to work.
+    /// What must be true on the node for it to work, beyond reaching the domain.
     pub node_needs: &'static [&'static str],
     parse: fn(&str) -> Result<PluginInput, InputError>,
 }
@@ -76,7 +76,6 @@ pub const AWS: Plugin = Plugin {
     node_needs: &[
         "the plugin registered under HKLM\\SYSTEM\\CurrentControlSet\\Control\\CCG\\COMClasses\\{859E1386-BDB4-49E8-85C7-3070B13920E1} (EKS/ECS optimized Windows AMI)",
         "the node's IAM role may call secretsmanager:GetSecretValue (or ssm:GetParameter) on that ARN, and KMS decrypt for its key",
-        "the node resolves the domain's DNS names and reaches a domain controller (DNS, Kerberos 88, LDAP 389)",
     ],
     parse: parse_aws,
 };
@@ -92,7 +91,6 @@ pub const AZURE_KEY_VAULT: Plugin = Plugin {
     node_needs: &[
         "the plugin registered under HKLM\\SYSTEM\\CurrentControlSet\\Control\\CCG\\COMClasses\\{CCC2A336-D7F3-4818-A213-272B7924213E} (AKS with --enable-windows-gmsa)",
         "the managed identity ObjectId is assigned to the node pool's VMs and may get the secret (Key Vault Secrets User, or a get-secret access policy)",
-        "the node resolves the domain's DNS names (DNS over UDP and TCP 53) and reaches a domain controller",
     ],
     parse: parse_azure_key_vault,
 };
@@ -108,7 +106,6 @@ pub const RANCHER: Plugin = Plugin {
     node_needs: &[
         "the plugin registered under HKLM\\SYSTEM\\CurrentControlSet\\Control\\CCG\\COMClasses\\{e4781092-f116-4b79-b55e-28eb6a224e26} (rancher-gmsa-plugin-installer)",
         "the account provider (rancher-gmsa-account-provider) runs in ACCOUNT_PROVIDER_NAMESPACE and wrote /var/lib/rancher/gmsa/ACCOUNT_PROVIDER_NAMESPACE/port.txt and ssl/client/tls.pfx on the node",
-        "the node resolves the domain's DNS names and reaches a domain controller",
     ],
     parse: parse_rancher,
 };
@@ -154,6 +151,28 @@ pub fn known_list() -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// Label for a spec's plugin, bounded for metrics and annotations: a catalogue key, `other`
+/// (a plugin gmsa does not know), or `none` (no HostAccountConfig: domain-joined nodes).
+pub fn label(spec: &crate::CredSpec) -> &'static str {
+    let host = spec
+        .active_directory_config
+        .as_ref()
+        .and_then(|ad| ad.host_account_config.as_ref());
+    match host {
+        None => NONE_LABEL,
+        Some(h) => h
+            .plugin_guid
+            .as_deref()
+            .and_then(by_guid)
+            .map_or(OTHER_LABEL, |p| p.key),
+    }
+}
+
+/// [`label`] of a spec without HostAccountConfig.
+pub const NONE_LABEL: &str = "none";
+/// [`label`] of a plugin outside the catalogue.
+pub const OTHER_LABEL: &str = "other";
 
 impl PluginInput {
     /// The plugin that reads this input.
@@ -349,6 +368,22 @@ fn parse_rancher(input: &str) -> Result<PluginInput, InputError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_are_bounded() {
+        let mut spec =
+            crate::CredSpec::from_value(&crate::credspec::tests::contoso()).expect("spec");
+        assert_eq!(label(&spec), "none");
+        let ad = spec.active_directory_config.as_mut().expect("ad");
+        ad.host_account_config = Some(crate::HostAccountConfig {
+            plugin_guid: Some("{ccc2a336-d7f3-4818-a213-272b7924213e}".into()),
+            ..Default::default()
+        });
+        assert_eq!(label(&spec), "azure-key-vault");
+        let ad = spec.active_directory_config.as_mut().expect("ad");
+        ad.host_account_config = Some(crate::HostAccountConfig::default());
+        assert_eq!(label(&spec), "other");
+    }
 
     #[test]
     fn lookups_ignore_case_and_braces() {
