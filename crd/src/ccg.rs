@@ -152,21 +152,18 @@ pub fn known_list() -> String {
         .join(", ")
 }
 
-/// Label for a spec's plugin, bounded for metrics and annotations: a catalogue key, `other`
-/// (a plugin gmsa does not know), or `none` (no HostAccountConfig: domain-joined nodes).
-pub fn label(spec: &crate::CredSpec) -> &'static str {
-    let host = spec
-        .active_directory_config
-        .as_ref()
-        .and_then(|ad| ad.host_account_config.as_ref());
-    match host {
-        None => NONE_LABEL,
-        Some(h) => h
-            .plugin_guid
-            .as_deref()
-            .and_then(by_guid)
-            .map_or(OTHER_LABEL, |p| p.key),
+/// Label for a `credspec` value's plugin, bounded for metrics and annotations: a catalogue
+/// key, `other` (a plugin gmsa does not know), or `none` (no HostAccountConfig: domain-joined
+/// nodes). Reads only `ActiveDirectoryConfig.HostAccountConfig.PluginGUID`.
+pub fn label(credspec: &serde_json::Value) -> &'static str {
+    let host = &credspec["ActiveDirectoryConfig"]["HostAccountConfig"];
+    if host.is_null() {
+        return NONE_LABEL;
     }
+    host["PluginGUID"]
+        .as_str()
+        .and_then(by_guid)
+        .map_or(OTHER_LABEL, |p| p.key)
 }
 
 /// [`label`] of a spec without HostAccountConfig.
@@ -371,18 +368,13 @@ mod tests {
 
     #[test]
     fn labels_are_bounded() {
-        let mut spec =
-            crate::CredSpec::from_value(&crate::credspec::tests::contoso()).expect("spec");
-        assert_eq!(label(&spec), "none");
-        let ad = spec.active_directory_config.as_mut().expect("ad");
-        ad.host_account_config = Some(crate::HostAccountConfig {
-            plugin_guid: Some("{ccc2a336-d7f3-4818-a213-272b7924213e}".into()),
-            ..Default::default()
-        });
-        assert_eq!(label(&spec), "azure-key-vault");
-        let ad = spec.active_directory_config.as_mut().expect("ad");
-        ad.host_account_config = Some(crate::HostAccountConfig::default());
-        assert_eq!(label(&spec), "other");
+        let mut v = crate::credspec::tests::contoso();
+        assert_eq!(label(&v), "none");
+        v["ActiveDirectoryConfig"]["HostAccountConfig"] =
+            serde_json::json!({"PluginGUID": "{ccc2a336-d7f3-4818-a213-272b7924213e}"});
+        assert_eq!(label(&v), "azure-key-vault");
+        v["ActiveDirectoryConfig"]["HostAccountConfig"] = serde_json::json!({});
+        assert_eq!(label(&v), "other");
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub struct CredSpecEntry {
     /// The spec's `credspec` object as compact JSON with keys sorted: what mutate inlines and
     /// what the byte-equal fast path of the contents check compares against.
     pub json: Arc<str>,
+    /// The CCG plugin label of the spec (`gmsa_crd::ccg::label`: a catalogue key, `other`
+    /// or `none`), for the audit annotation and the metrics.
+    pub plugin: &'static str,
 }
 
 impl CredSpecEntry {
@@ -29,6 +32,7 @@ impl CredSpecEntry {
     fn of(value: &serde_json::Value) -> Self {
         Self {
             json: value.to_string().into(),
+            plugin: gmsa_crd::ccg::label(value),
         }
     }
 }

@@ -112,6 +112,15 @@ pub struct RequestLabels {
     pub code: u16,
 }
 
+/// Labels of `gmsa_webhook_admissions_by_plugin_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginLabels {
+    /// Endpoint.
+    pub route: Route,
+    /// `gmsa_crd::ccg::label`: a catalogue key, `other` or `none` (a bounded set).
+    pub plugin: &'static str,
+}
+
 /// Labels of `gmsa_webhook_request_duration_seconds`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
@@ -156,6 +165,8 @@ fn latency_histogram() -> Histogram {
 pub struct Metrics {
     /// Requests by route, outcome and code.
     pub requests: Family<RequestLabels, Counter>,
+    /// Admissions that looked up a spec, by route and the spec's CCG plugin.
+    pub plugins: Family<PluginLabels, Counter>,
     /// Request latency by route (from headers received to response ready).
     pub duration: HistogramFamily,
     /// Requests being handled.
@@ -175,6 +186,7 @@ impl Metrics {
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Self {
             requests: Family::default(),
+            plugins: Family::default(),
             duration: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             in_flight: Gauge::default(),
             connections: Gauge::default(),
@@ -187,6 +199,11 @@ impl Metrics {
             "requests",
             "HTTP requests by route, outcome and code (status.code for denied reviews)",
             metrics.requests.clone(),
+        );
+        r.register(
+            "admissions_by_plugin",
+            "Admission reviews that looked up a spec, by route and CCG plugin (catalogue name, other, none)",
+            metrics.plugins.clone(),
         );
         r.register(
             "request_duration_seconds",
@@ -239,6 +256,19 @@ impl Metrics {
             .get_or_create(&RouteLabels { route })
             .observe(seconds);
     }
+
+    /// Counts one admission under each CCG plugin label its specs have.
+    pub fn observe_plugins(
+        &self,
+        route: Route,
+        plugins: &std::collections::BTreeSet<&'static str>,
+    ) {
+        for &plugin in plugins {
+            self.plugins
+                .get_or_create(&PluginLabels { route, plugin })
+                .inc();
+        }
+    }
 }
 
 /// Encodes `registry` in the Prometheus text format.
@@ -262,6 +292,7 @@ mod tests {
         metrics.observe(Route::Validate, RequestOutcome::Denied, 403, 0.002);
         metrics.observe(Route::Mutate, RequestOutcome::Patched, 200, 0.001);
         metrics.credspecs.set(3);
+        metrics.observe_plugins(Route::Mutate, &["aws", "none"].into_iter().collect());
         let text = encode(&Arc::new(registry));
         assert!(
             text.contains(
@@ -271,5 +302,11 @@ mod tests {
         );
         assert!(text.contains("gmsa_webhook_request_duration_seconds_bucket"));
         assert!(text.contains("gmsa_webhook_credspecs 3"));
+        assert!(
+            text.contains(
+                r#"gmsa_webhook_admissions_by_plugin_total{route="mutate",plugin="aws"} 1"#
+            ),
+            "{text}"
+        );
     }
 }

@@ -74,6 +74,8 @@ pub struct Handled {
     pub body: Vec<u8>,
     /// What happened.
     pub outcome: Outcome,
+    /// The CCG plugin labels of the specs looked up (for the metrics).
+    pub plugins: std::collections::BTreeSet<&'static str>,
 }
 
 /// Answers AdmissionReviews using a spec store and an authorizer.
@@ -214,7 +216,11 @@ fn respond(api_version: &str, uid: &str, decision: &Decision, no_gmsa: bool) -> 
     };
     // Serializing plain strings, bools and maps of strings cannot fail.
     let body = serde_json::to_vec(&review).unwrap_or_default();
-    Handled { body, outcome }
+    Handled {
+        body,
+        outcome,
+        plugins: decision.plugins.clone(),
+    }
 }
 
 fn log_denial(denial: &Denial, namespace: &str, pod: &str) {
@@ -489,7 +495,7 @@ mod tests {
             json!({"apiVersion": ADMISSION_V1BETA1, "kind": "AdmissionReview",
                    "response": {"uid": "u-1", "allowed": true,
                                 "patch": answer["response"]["patch"], "patchType": "JSONPatch",
-                                "auditAnnotations": {"credspecs": "s1"}}})
+                                "auditAnnotations": {"credspec-plugins": "none", "credspecs": "s1"}}})
         );
     }
 

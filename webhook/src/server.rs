@@ -119,6 +119,10 @@ struct Recorded {
     code: u16,
 }
 
+/// The CCG plugin labels of an admission, for the metrics middleware.
+#[derive(Clone)]
+struct Plugins(std::collections::BTreeSet<&'static str>);
+
 fn with_outcome(mut response: Response, outcome: RequestOutcome, code: u16) -> Response {
     response.extensions_mut().insert(Recorded { outcome, code });
     response
@@ -204,6 +208,9 @@ async fn track(State(metrics): State<Metrics>, request: Request, next: Next) -> 
             outcome: RequestOutcome::Ok,
             code: status,
         });
+    if let Some(Plugins(plugins)) = response.extensions().get::<Plugins>() {
+        metrics.observe_plugins(route, plugins);
+    }
     let elapsed = start.elapsed();
     metrics.observe(
         route,
@@ -326,7 +333,9 @@ async fn review(state: AppState, kind: ReviewKind, request: Request) -> Response
         handled.body,
     )
         .into_response();
-    with_outcome(response, outcome, code)
+    let mut response = with_outcome(response, outcome, code);
+    response.extensions_mut().insert(Plugins(handled.plugins));
+    response
 }
 
 fn too_large() -> Response {

@@ -458,6 +458,8 @@ async fn metrics_ready_and_live_on_the_admin_port() {
         r#"gmsa_webhook_requests_total{route="mutate",outcome="denied",code="404"} 1"#,
         r#"gmsa_webhook_requests_total{route="validate",outcome="unsupported_media_type",code="415"} 1"#,
         r#"gmsa_webhook_request_duration_seconds_count{route="mutate"} 2"#,
+        // webapp01 is domain-joined; the missing spec has no plugin to count.
+        r#"gmsa_webhook_admissions_by_plugin_total{route="mutate",plugin="none"} 1"#,
         "gmsa_webhook_credspecs ",
         "gmsa_webhook_connections 1",
         "gmsa_webhook_requests_in_flight 0",

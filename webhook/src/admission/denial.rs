@@ -109,6 +109,15 @@ pub enum Denial {
         /// The spec.
         spec: String,
     },
+    /// The spec's `credspec` is longer than the API server accepts in a pod (422).
+    SpecTooLarge {
+        /// Which pod and where in it.
+        at: Box<Where>,
+        /// The spec.
+        spec: String,
+        /// Its size as inlined (compact JSON).
+        bytes: usize,
+    },
     /// The named spec has no (or an empty) `credspec` (417).
     NoCredSpec {
         /// Which pod and where in it.
@@ -196,7 +205,8 @@ impl Denial {
             Self::Unauthorized { .. } | Self::UpdateForbidden { .. } => 403,
             Self::EmptyName { .. }
             | Self::ContentsMismatch { .. }
-            | Self::ContentsWithoutName { .. } => 422,
+            | Self::ContentsWithoutName { .. }
+            | Self::SpecTooLarge { .. } => 422,
         }
     }
 
@@ -251,6 +261,13 @@ impl fmt::Display for Denial {
                 "cred spec {spec} does not have a credspec key (named by {at}): \
                  put the credential spec document under credspec in the GMSACredentialSpec \
                  {spec:?}"
+            ),
+            Self::SpecTooLarge { at, spec, bytes } => write!(
+                f,
+                "cred spec {spec} is {bytes} bytes as inlined JSON (named by {at}); the API \
+                 server refuses a pod whose gmsaCredentialSpec is over {} bytes: shrink the \
+                 GMSACredentialSpec {spec:?} (`gmsa spec validate` shows the same limit)",
+                gmsa_crd::MAX_INLINED_BYTES
             ),
             Self::SpecLookupFailed { at, spec, error } => write!(
                 f,

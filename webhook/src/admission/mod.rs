@@ -20,7 +20,7 @@ mod scan;
 mod tests;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub use denial::{Denial, PodRef, Where};
 pub use hostname::random_hostname;
@@ -36,6 +36,10 @@ pub const GMSA_FIELD_PREFIX: &str = "gmsaCredentialSpec";
 /// The audit annotation key (the API server prefixes it with the webhook's name) whose value
 /// lists, comma-separated and sorted, the credential specs a pod names.
 pub const AUDIT_CREDSPECS: &str = "credspecs";
+
+/// The audit annotation key whose value lists, comma-separated and sorted, the CCG plugins
+/// (`gmsa_crd::ccg::label`) of the specs the review looked up.
+pub const AUDIT_CREDSPEC_PLUGINS: &str = "credspec-plugins";
 
 /// Which webhook path was called.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -254,6 +258,9 @@ pub struct Decision {
     pub warnings: Vec<String>,
     /// Audit annotations (keys without the webhook-name prefix).
     pub audit_annotations: BTreeMap<String, String>,
+    /// The CCG plugin labels of the specs looked up (bounded: catalogue keys, `other`,
+    /// `none`), for the metrics.
+    pub plugins: BTreeSet<&'static str>,
 }
 
 impl Decision {
@@ -264,6 +271,7 @@ impl Decision {
             patch: Vec::new(),
             warnings: Vec::new(),
             audit_annotations: BTreeMap::new(),
+            plugins: BTreeSet::new(),
         }
     }
 

@@ -9,7 +9,7 @@ use json_patch::{AddOperation, PatchOperation};
 
 use super::{
     random_hostname, DecideOptions, Decision, Denial, Location, Needs, Operation, Resolved,
-    ReviewKind, Scan, SpecNeed, Where, WindowsOptions, AUDIT_CREDSPECS,
+    ReviewKind, Scan, SpecNeed, Where, WindowsOptions, AUDIT_CREDSPECS, AUDIT_CREDSPEC_PLUGINS,
 };
 use crate::lookup::{CredSpecEntry, LookupError, SpecLookup};
 
@@ -117,6 +117,19 @@ pub fn decide(
         .filter_map(|o| o.name.as_deref())
         .filter(|n| !n.is_empty())
         .collect();
+    decision.plugins = names
+        .iter()
+        .filter_map(|n| match resolved.specs.get(*n) {
+            Some(Ok(SpecLookup::Found(entry))) => Some(entry.plugin),
+            _ => None,
+        })
+        .collect();
+    if !decision.plugins.is_empty() {
+        let list: Vec<&str> = decision.plugins.iter().copied().collect();
+        decision
+            .audit_annotations
+            .insert(AUDIT_CREDSPEC_PLUGINS.to_string(), list.join(","));
+    }
     if !names.is_empty() {
         let list: Vec<&str> = names.into_iter().collect();
         decision
@@ -207,6 +220,13 @@ fn mutate(
             continue;
         }
         let entry = found_spec(resolved, name, &at)?;
+        if entry.json.len() > gmsa_crd::MAX_INLINED_BYTES {
+            return Err(Denial::SpecTooLarge {
+                at: at.here(),
+                spec: name.to_string(),
+                bytes: entry.json.len(),
+            });
+        }
         decision.patch.push(PatchOperation::Add(AddOperation {
             path: o.contents_pointer(),
             value: serde_json::Value::String(entry.json.to_string()),

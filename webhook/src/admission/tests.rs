@@ -1142,6 +1142,77 @@ fn audit_annotations_name_the_specs() {
     assert!(d.audit_annotations.is_empty());
 }
 
+/// `credspec-plugins` names the CCG plugins of the specs looked up (bounded labels), for
+/// mutate (specs inlined) and validate (specs compared with preset contents).
+#[test]
+fn audit_annotations_name_the_plugins() {
+    let mut env = env();
+    let mut aws = webapp01();
+    aws["ActiveDirectoryConfig"]["HostAccountConfig"] = json!({
+        "PortableCcgVersion": "1", "PluginGUID": "{859e1386-bdb4-49e8-85c7-3070b13920e1}",
+        "PluginInput": "{}"});
+    let aws_json = aws.to_string();
+    env.specs
+        .insert("aws", Ok(SpecLookup::Found(CredSpecEntry::new(aws))));
+    env.authz.insert(
+        "aws",
+        Ok(AuthzDecision {
+            allowed: true,
+            reason: None,
+        }),
+    );
+    let pod = p()
+        .with_pod((Some("webapp01"), None))
+        .with_containers(vec![c("a", (Some("aws"), None))]);
+    let d = run(&create(Mutate, &pod), &env);
+    assert!(d.allowed(), "{d:?}");
+    assert_eq!(
+        d.audit_annotations
+            .get(AUDIT_CREDSPEC_PLUGINS)
+            .map(String::as_str),
+        Some("aws,none")
+    );
+    assert_eq!(
+        d.plugins.iter().copied().collect::<Vec<_>>(),
+        ["aws", "none"]
+    );
+    let json: &'static str = Box::leak(aws_json.into_boxed_str());
+    let pod = p().with_containers(vec![c("a", (Some("aws"), Some(json)))]);
+    let d = run(&create(Validate, &pod), &env);
+    assert!(d.allowed(), "{d:?}");
+    assert_eq!(
+        d.audit_annotations
+            .get(AUDIT_CREDSPEC_PLUGINS)
+            .map(String::as_str),
+        Some("aws")
+    );
+    let d = run(&create(Validate, &p()), &env);
+    assert!(d.plugins.is_empty() && d.audit_annotations.is_empty());
+}
+
+/// A spec over the API server's 64 KiB limit is denied at mutate with a clear message,
+/// instead of the API server refusing the pod later.
+#[test]
+fn a_spec_too_large_to_inline_is_denied() {
+    let mut env = env();
+    let mut big = webapp01();
+    big["Padding"] = json!("x".repeat(gmsa_crd::MAX_INLINED_BYTES));
+    env.specs
+        .insert("webapp01", Ok(SpecLookup::Found(CredSpecEntry::new(big))));
+    let pod = p().with_pod((Some("webapp01"), None));
+    let d = run(&create(Mutate, &pod), &env);
+    let denial = d.denial.expect("denied");
+    assert_eq!(denial.code(), 422);
+    let message = denial.to_string();
+    assert!(
+        message.contains("cred spec webapp01 is ")
+            && message.contains("over 65536 bytes")
+            && message.contains("pod \"web\""),
+        "{message}"
+    );
+    assert!(d.patch.is_empty());
+}
+
 #[test]
 fn the_fast_gate_sees_both_fields() {
     assert!(mentions_gmsa(r#"{"gmsaCredentialSpecName":"x"}"#));
