@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use crate::name::check_name;
+use crate::name::{is_label, is_subdomain};
 use crate::validate::is_guid;
 
 /// One CCG plugin.
@@ -350,10 +350,10 @@ fn parse_rancher(input: &str) -> Result<PluginInput, InputError> {
     let [namespace, secret_name] = parts[..] else {
         return fail("it is not exactly two parts separated by one ':'");
     };
-    if check_name(namespace).is_err() || namespace.contains('.') || namespace.len() > 63 {
+    if !is_label(namespace) {
         return fail("the first part is not a namespace name (RFC 1123 label)");
     }
-    if check_name(secret_name).is_err() {
+    if !is_subdomain(secret_name) {
         return fail("the second part is not a Secret name (RFC 1123 subdomain)");
     }
     Ok(PluginInput::Rancher {
