@@ -328,3 +328,45 @@ metadata:
     helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
   {{- end }}
 {{- end -}}
+
+{{/*
+HostAccountConfig's PluginGUID and PluginInput as JSON {"guid", "input"} (empty guid: none).
+`plugin` names a plugin of gmsa's catalogue (crd/src/ccg.rs, docs/ccg.md) and builds its input
+from its own values, checked with the catalogue's rules and messages (e2e/tests/chart_ccg.rs
+holds the two together); else pluginGUID/pluginInput are written as given.
+*/}}
+{{- define "gmsa.ccgHostAccount" -}}
+{{- $h := . -}}
+{{- $at := "credential.hostAccountConfig" -}}
+{{- if ne (toString $h.portableCcgVersion) "1" -}}
+{{- fail (printf "%s.portableCcgVersion: %q is not the only version ccg.exe knows, \"1\"" $at (toString $h.portableCcgVersion)) -}}
+{{- end -}}
+{{- $plugin := $h.plugin | default "" -}}
+{{- if eq $plugin "aws" -}}
+{{- $region := "[a-z]{2}(-[a-z]+){1,2}-[0-9]+:[0-9]{12}" -}}
+{{- if not (regexMatch (printf "^arn:(aws|aws-cn|aws-us-gov):(secretsmanager:%s:secret:.+|ssm:%s:parameter/.+)$" $region $region) ($h.credentialArn | default "")) -}}
+{{- fail (printf "%s.credentialArn is not a Secrets Manager secret or SSM parameter ARN; the AWS CCG plugin reads a JSON document as a string: {\"credentialArn\": \"arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME\"} (or arn:aws:ssm:REGION:ACCOUNT:parameter/NAME)" $at) -}}
+{{- end -}}
+{{- dict "guid" "{859E1386-BDB4-49E8-85C7-3070B13920E1}" "input" (dict "credentialArn" $h.credentialArn | toJson) | toJson -}}
+{{- else if eq $plugin "azure-key-vault" -}}
+{{- if not (regexMatch "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$" ($h.objectId | default "")) -}}
+{{- fail (printf "%s.objectId: ObjectId is not a GUID (the managed identity's object id, unbraced)" $at) -}}
+{{- end -}}
+{{- if not (regexMatch "^https://[A-Za-z0-9-]{3,24}\\.vault\\.(azure\\.net|azure\\.cn|usgovcloudapi\\.net)/secrets/[A-Za-z0-9-]{1,127}(/[0-9a-fA-F]+)?/?$" ($h.secretUri | default "")) -}}
+{{- fail (printf "%s.secretUri: SecretUri is not an https Key Vault secret URL (https://VAULT.vault.azure.net/secrets/NAME)" $at) -}}
+{{- end -}}
+{{- dict "guid" "{CCC2A336-D7F3-4818-A213-272B7924213E}" "input" (printf "ObjectId=%s;SecretUri=%s" $h.objectId $h.secretUri) | toJson -}}
+{{- else if eq $plugin "rancher" -}}
+{{- if not (regexMatch "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$" ($h.accountProviderNamespace | default "")) -}}
+{{- fail (printf "%s.accountProviderNamespace: the first part is not a namespace name (RFC 1123 label)" $at) -}}
+{{- end -}}
+{{- if not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$" ($h.readerSecret | default "")) -}}
+{{- fail (printf "%s.readerSecret: the second part is not a Secret name (RFC 1123 subdomain)" $at) -}}
+{{- end -}}
+{{- dict "guid" "{E4781092-F116-4B79-B55E-28EB6A224E26}" "input" (printf "%s:%s" $h.accountProviderNamespace $h.readerSecret) | toJson -}}
+{{- else if $h.pluginGUID -}}
+{{- dict "guid" (printf "{%s}" (trimPrefix "{" (trimSuffix "}" $h.pluginGUID))) "input" $h.pluginInput | toJson -}}
+{{- else -}}
+{{- dict "guid" "" "input" "" | toJson -}}
+{{- end -}}
+{{- end -}}
