@@ -178,6 +178,52 @@ fn from_dc_manifest_has_the_name_and_the_same_spec() {
     assert_eq!(manifest["metadata"]["name"], GMSA.to_lowercase());
 }
 
+/// `from-dc --ccg aws`: the domain part equals the domain-joined spec's, and the added
+/// HostAccountConfig is the AWS plugin's and validates with the crd catalogue.
+#[test]
+fn from_dc_ccg_aws_adds_only_a_host_account_config_that_validates() {
+    let dc = dc_or_skip!();
+    let arn = "arn:aws:secretsmanager:us-west-2:123456789012:secret:gmsa-reader";
+    let out = from_dc(
+        dc,
+        &[
+            "-o",
+            "credspec-json",
+            "--ccg",
+            "aws",
+            "--credential-arn",
+            arn,
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let mut spec: Value = serde_json::from_str(&stdout).expect("JSON");
+    let host = spec["ActiveDirectoryConfig"]
+        .as_object_mut()
+        .expect("ActiveDirectoryConfig")
+        .remove("HostAccountConfig")
+        .expect("HostAccountConfig written");
+    assert_eq!(
+        spec,
+        generated_spec(dc),
+        "the domain part is the domain-joined spec's"
+    );
+    assert_eq!(host["PluginGUID"], gmsa_crd::ccg::AWS.guid);
+    let input = host["PluginInput"]
+        .as_str()
+        .expect("PluginInput is a string");
+    assert_eq!(
+        gmsa_crd::ccg::AWS.parse(input),
+        Ok(gmsa_crd::ccg::PluginInput::Aws {
+            credential_arn: arn.into()
+        })
+    );
+    spec["ActiveDirectoryConfig"]["HostAccountConfig"] = host;
+    let typed = gmsa_crd::CredSpec::from_value(&spec).expect("model");
+    let problems = gmsa_crd::validate(&typed);
+    assert!(problems.is_empty(), "{problems:?}");
+}
+
 #[test]
 fn from_dc_additional_accounts() {
     let dc = dc_or_skip!();
