@@ -130,8 +130,9 @@ pub struct Config {
     pub request_timeout: Duration,
 
     /// Largest accepted request body (bytes, or with KiB/MiB); larger gets 413 without the
-    /// body being read.
-    #[arg(long, env = "MAX_BODY_BYTES", default_value = "3MiB", value_parser = parse_bytes)]
+    /// body being read. The default admits the largest UPDATE review an API server sends for
+    /// objects etcd can store (arithmetic in docs/reliability.md, "Body limit").
+    #[arg(long, env = "MAX_BODY_BYTES", default_value = "32MiB", value_parser = parse_bytes)]
     pub max_body_bytes: usize,
 
     /// Deadline for a TLS handshake and for a request's headers; on HTTP/1.1 it also closes
@@ -386,7 +387,7 @@ mod tests {
             "one default: the flag's and SpecStoreConfig's"
         );
         assert_eq!(c.request_timeout, Duration::from_secs(8));
-        assert_eq!(c.max_body_bytes, 3 * 1024 * 1024);
+        assert_eq!(c.max_body_bytes, 32 * 1024 * 1024);
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.log_level, "info");
         assert!(!c.standalone());

@@ -6,6 +6,11 @@
 //!   `max_body_bytes` (a larger `Content-Length` gets 413 before any body byte is read, a
 //!   larger chunked body gets 413 as soon as the limit is crossed); reading and answering
 //!   must finish within `request_timeout` (else 408 while reading, 503 while answering).
+//! - Early answers (413, 415, 405, 404, ...) go out at once; what the handler left of the
+//!   body is then read and discarded, up to twice `max_body_bytes` and until the request's
+//!   `request_timeout` runs out, so the client finishes sending and reads the answer (see
+//!   [`drain`]). A longer remainder is cut: HTTP/2 resets the stream (`NO_ERROR`, after the
+//!   answer), HTTP/1.1 closes the connection.
 //! - `/health`: 204 when the spec store is ready and the process is not shutting down, else
 //!   503 with the reason. `GET /info`: `{"version": "..."}`. Anything else: 404.
 //!
@@ -18,8 +23,10 @@
 //! is turned off, HTTP/2 gets GOAWAY) and whatever is left after the grace period is dropped.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -29,7 +36,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
+use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -290,12 +299,14 @@ async fn review(state: AppState, kind: ReviewKind, request: Request) -> Response
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limits.max_body_bytes as u64) {
-        return too_large();
+        return too_large(limits.max_body_bytes);
     }
     let body = Limited::new(request.into_body(), limits.max_body_bytes);
     let bytes = match tokio::time::timeout_at(deadline, body.collect()).await {
         Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => return too_large(),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return too_large(limits.max_body_bytes)
+        }
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "request body could not be read");
             return status_only(StatusCode::BAD_REQUEST, RequestOutcome::BadBody);
@@ -338,8 +349,91 @@ async fn review(state: AppState, kind: ReviewKind, request: Request) -> Response
     response
 }
 
-fn too_large() -> Response {
-    status_only(StatusCode::PAYLOAD_TOO_LARGE, RequestOutcome::TooLarge)
+/// 413, saying which limit (the reference has no limit, so no empty body to match).
+fn too_large(limit: usize) -> Response {
+    let text = format!("request body larger than --max-body-bytes ({limit} bytes)\n");
+    with_outcome(
+        (StatusCode::PAYLOAD_TOO_LARGE, text).into_response(),
+        RequestOutcome::TooLarge,
+        StatusCode::PAYLOAD_TOO_LARGE.as_u16(),
+    )
+}
+
+/// A request body shared by the handler, which reads what it needs, and the connection,
+/// which drains what is left once the answer is out.
+#[derive(Clone)]
+struct SharedBody(Arc<Mutex<Option<Incoming>>>);
+
+impl SharedBody {
+    fn new(body: Incoming) -> Self {
+        Self(Arc::new(Mutex::new(Some(body))))
+    }
+
+    /// What is left unread: `None` once the body ended or failed.
+    fn take(&self) -> Option<Incoming> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+impl hyper::body::Body for SharedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(body) = slot.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled = Pin::new(body).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
+            *slot = None;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        let slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.as_ref().is_none_or(Incoming::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Incoming::size_hint)
+    }
+}
+
+/// Reads and discards the rest of a request body after its answer went out: at most `budget`
+/// bytes, until `deadline`. A client still sending when the server resets the HTTP/2 stream
+/// (even with `NO_ERROR`, as RFC 9113 §8.1 allows) or closes the HTTP/1.1 connection may
+/// lose the answer: curl 7.88 reports the reset as a failure with no status, and a TCP reset
+/// over unread data can discard the answer before the client reads it. Reading costs only
+/// bandwidth (nothing is kept); a body declared longer than the budget is not read at all.
+/// Returns whether the body reached its end.
+async fn drain(mut body: Incoming, budget: u64, deadline: tokio::time::Instant) -> bool {
+    if body.size_hint().lower() > budget {
+        return false;
+    }
+    let mut left = budget;
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else {
+                return false;
+            };
+            let len = frame.data_ref().map_or(0, |data| data.len() as u64);
+            match left.checked_sub(len) {
+                Some(rest) => left = rest,
+                None => return false,
+            }
+        }
+        true
+    };
+    tokio::time::timeout_at(deadline, read)
+        .await
+        .unwrap_or(false)
 }
 
 /// Tracks whether a connection has requests in flight, and since when it is idle.
@@ -494,16 +588,34 @@ async fn serve_connection(
     let activity = Arc::new(Activity::default());
     activity.touch();
     let service_activity = activity.clone();
-    let service =
-        hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-            let guard = service_activity.begin();
-            let app = app.clone();
-            async move {
-                let response = app.oneshot(request.map(Body::new)).await;
-                drop(guard);
-                response
+    let service_limits = limits.clone();
+    let service_shutdown = shutdown.clone();
+    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        let guard = service_activity.begin();
+        let deadline = tokio::time::Instant::now() + service_limits.request_timeout;
+        let budget = 2 * service_limits.max_body_bytes as u64;
+        let app = app.clone();
+        let mut shutdown = service_shutdown.clone();
+        async move {
+            let (parts, body) = request.into_parts();
+            let body = SharedBody::new(body);
+            let request = hyper::Request::from_parts(parts, Body::new(body.clone()));
+            let response = app.oneshot(request).await;
+            if let Some(rest) = body.take().filter(|rest| !rest.is_end_stream()) {
+                // The connection stays busy (not idle) while draining.
+                // Shutdown stops the draining: the process is going away anyway.
+                tokio::spawn(async move {
+                    let ended = tokio::select! {
+                        ended = drain(rest, budget, deadline) => ended,
+                        _ = wait_true(&mut shutdown) => false,
+                    };
+                    tracing::debug!(%peer, ended, "drained the unread rest of a request body");
+                    drop(guard);
+                });
             }
-        });
+            response
+        }
+    });
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
