@@ -47,14 +47,22 @@ pub struct DcArgs {
     /// certificate is checked against the system CAs or --ca-file.
     #[arg(long, value_name = "URL")]
     pub server: String,
+    #[command(flatten)]
+    pub bind: DcBind,
+}
+
+/// How to trust and bind to the domain controller (with `--server`: [`DcArgs`], or
+/// `gmsa doctor`'s optional `--server`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct DcBind {
     /// PEM file with the CA that issued the domain controller's certificate.
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
     /// The DN (or user@REALM) to bind as; any domain user can read what is needed.
-    #[arg(long, value_name = "DN", required_unless_present = "kerberos")]
+    #[arg(long, value_name = "DN", requires = "server")]
     pub bind_dn: Option<String>,
     /// A file holding the bind password (first line; keeps it out of the process list).
-    #[arg(long, value_name = "FILE", required_unless_present = "kerberos")]
+    #[arg(long, value_name = "FILE", requires = "server")]
     pub password_file: Option<PathBuf>,
     /// Bind with Kerberos (SASL GSSAPI) as the principal of your credential cache (kinit
     /// first; KRB5CCNAME selects the cache) instead of --bind-dn/--password-file. Needs a
@@ -65,6 +73,11 @@ pub struct DcArgs {
     /// (default: the --server host, or the DC's dnsHostName when --server is an IP address).
     #[arg(long, value_name = "FQDN", requires = "kerberos")]
     pub server_name: Option<String>,
+}
+
+/// `--timeout` of the commands that only talk to the domain controller.
+#[derive(clap::Args, Clone, Debug)]
+pub struct DcTimeout {
     /// Connect and operation timeout in seconds.
     #[arg(long, default_value_t = 15, value_name = "SECONDS")]
     pub timeout: u64,
@@ -82,6 +95,8 @@ pub struct FromDcArgs {
     pub additional_accounts: Vec<String>,
     #[command(flatten)]
     pub dc: DcArgs,
+    #[command(flatten)]
+    pub dc_timeout: DcTimeout,
     #[command(flatten)]
     pub ccg: CcgArgs,
     #[command(flatten)]
@@ -103,9 +118,26 @@ pub struct VerifyArgs {
     pub nodes: Vec<String>,
     #[command(flatten)]
     pub dc: DcArgs,
+    #[command(flatten)]
+    pub dc_timeout: DcTimeout,
 }
 
-fn connect(args: &DcArgs) -> anyhow::Result<Directory> {
+fn connect(args: &DcArgs, timeout: &DcTimeout) -> anyhow::Result<Directory> {
+    let timeout = Duration::from_secs(timeout.timeout.max(1));
+    Ok(Directory::connect(&connect_options(
+        &args.server,
+        &args.bind,
+        timeout,
+    )?)?)
+}
+
+/// The connection to `server` that `args` describe, each operation bounded by `timeout`
+/// (reads the password file).
+pub fn connect_options(
+    server: &str,
+    args: &DcBind,
+    timeout: Duration,
+) -> anyhow::Result<ConnectOptions> {
     let credentials = match (&args.bind_dn, &args.password_file) {
         _ if args.kerberos => Credentials::Kerberos {
             server_name: args.server_name.clone(),
@@ -129,12 +161,12 @@ fn connect(args: &DcArgs) -> anyhow::Result<Directory> {
         _ => bail!("give --bind-dn DN and --password-file FILE, or --kerberos"),
     };
     let options = ConnectOptions {
-        server: args.server.clone(),
+        server: server.to_string(),
         ca_file: args.ca_file.clone(),
         credentials,
-        timeout: Duration::from_secs(args.timeout.max(1)),
+        timeout,
     };
-    Ok(Directory::connect(&options)?)
+    Ok(options)
 }
 
 /// Reads one gMSA and refuses what `New-CredentialSpec` would refuse.
@@ -163,7 +195,7 @@ fn require_gmsa(dir: &mut Directory, name: &str, domain: &str) -> Result<(), AdE
 pub fn run_from_dc(args: FromDcArgs) -> anyhow::Result<ExitCode> {
     let account = args.account.trim().trim_end_matches('$').to_string();
     let host_account = args.ccg.host_account()?;
-    let mut dir = connect(&args.dc)?;
+    let mut dir = connect(&args.dc, &args.dc_timeout)?;
     let domain = dir.domain()?;
     require_gmsa(&mut dir, &account, &domain.dns_name)?;
     let mut additional = Vec::new();
@@ -203,7 +235,7 @@ pub fn run_verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         (None, Some(name)) => (format!("GMSACredentialSpec {name}"), fetch_spec(name)?),
         (None, None) => bail!("give a FILE or --name NAME"),
     };
-    let mut dir = connect(&args.dc)?;
+    let mut dir = connect(&args.dc, &args.dc_timeout)?;
     let facts = facts_for(&mut dir, &spec, &args.nodes)?;
     drop(dir);
     let report = verify(&spec, &facts);

@@ -16,6 +16,8 @@ use gmsa_certs::request::{CertRequest, KUBELET_SERVING};
 use gmsa_certs::write::secret_texts;
 use k8s_openapi::api::core::v1::Secret;
 
+use crate::cluster::ClusterArgs;
+
 /// `gmsa certs` subcommands.
 #[derive(clap::Subcommand)]
 pub enum CertsCommand {
@@ -34,12 +36,8 @@ pub enum CertsCommand {
 /// How to reach the cluster (like kubectl).
 #[derive(clap::Args, Clone, Debug)]
 pub struct KubeArgs {
-    /// Path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
-    #[arg(long, value_name = "PATH")]
-    kubeconfig: Option<PathBuf>,
-    /// The kubeconfig context to use.
-    #[arg(long, value_name = "NAME")]
-    context: Option<String>,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// Namespace of the service and Secret (default: the context's namespace).
     #[arg(short = 'n', long, value_name = "NS")]
     namespace: Option<String>,
@@ -167,29 +165,6 @@ pub fn run(cmd: CertsCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn kube_config(args: &KubeArgs) -> anyhow::Result<kube::Config> {
-    let options = kube::config::KubeConfigOptions {
-        context: args.context.clone(),
-        ..Default::default()
-    };
-    let config = match &args.kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("read kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-                .await
-                .with_context(|| format!("load kubeconfig {}", path.display()))?
-        }
-        None if args.context.is_some() => kube::Config::from_kubeconfig(&options)
-            .await
-            .context("load the kubeconfig (--context given)")?,
-        None => kube::Config::infer().await.context(
-            "find a cluster: no --kubeconfig, no $KUBECONFIG or ~/.kube/config, and not in a pod",
-        )?,
-    };
-    Ok(config)
-}
-
 fn progress(p: &Progress) {
     let mut err = std::io::stderr().lock();
     let _ = match p {
@@ -220,7 +195,7 @@ async fn run_issue(args: IssueArgs, renew: bool) -> anyhow::Result<ExitCode> {
     if args.key_type == KeyType::Rsa2048 && args.key_file.is_none() {
         return Err(gmsa_certs::CertsError::RsaGenerationUnavailable.into());
     }
-    let config = kube_config(&args.kube).await?;
+    let config = args.kube.cluster.config().await?;
     let namespace = args
         .kube
         .namespace
@@ -369,7 +344,7 @@ struct InspectReport {
 async fn run_inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
     let (source, cert_pem, key_pem) = match (&args.secret, &args.cert) {
         (Some(name), _) => {
-            let config = kube_config(&args.kube).await?;
+            let config = args.kube.cluster.config().await?;
             let ns = args
                 .kube
                 .namespace

@@ -11,11 +11,15 @@
 //! - [`eventually`]: polls a condition until it holds, with a limit.
 //! - [`apply_recorder`]: a route answering server-side-apply PATCHes of `gmsacredentialspecs`,
 //!   recording each one.
+//! - [`setup::Setup`]: a healthy gMSA set-up (chart, spec, grant, Windows node) as objects a
+//!   test breaks one at a time, served by [`setup::Setup::router`] (what `gmsa doctor` reads,
+//!   and the probe pod's dry-run create).
 //! - [`crd_api::CrdApi`]: a stateful fake of the `gmsacredentialspecs` collection (list, watch,
 //!   GET) and of LocalSubjectAccessReviews, with fault injection.
 
 pub mod crd_api;
 pub mod csr;
+pub mod setup;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
