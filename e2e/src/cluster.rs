@@ -4,6 +4,9 @@
 //!   path; an explicit opt-in, so an unreachable cluster fails the test) or else by
 //!   `KUBECONFIG` (ambient; an unreachable cluster skips). With neither set the test prints
 //!   that it was skipped and why, and returns.
+//! - [`Cluster::ensure_crd`]: installs the CRD this build generates when the cluster has none
+//!   (so every scenario runs on a bare API server); [`Cluster::require_webhook`]: scenarios of
+//!   the installed chart fail under `GMSA_E2E_KUBECONFIG` when it is missing, never skip.
 //! - [`Cluster::with_namespace`]: runs a test body in a fresh namespace `gmsa-e2e-…`, deleting
 //!   it (and every credspec, pod and webhook configuration the body created) afterwards,
 //!   whether the body passed, failed or panicked.
@@ -140,12 +143,71 @@ impl Cluster {
 
     /// Whether the `gmsacredentialspecs.windows.k8s.io` CRD is installed.
     pub async fn has_crd(&self) -> Result<bool> {
+        Ok(self.crd().await?.is_some())
+    }
+
+    async fn crd(&self) -> Result<Option<CustomResourceDefinition>> {
         let crds: Api<CustomResourceDefinition> = Api::all(self.client());
-        Ok(crds
-            .get_opt(&format!("{}.{}", gmsa_crd::PLURAL, gmsa_crd::GROUP))
+        crds.get_opt(&format!("{}.{}", gmsa_crd::PLURAL, gmsa_crd::GROUP))
             .await
-            .context("reading the GMSACredentialSpec CRD")?
-            .is_some())
+            .context("reading the GMSACredentialSpec CRD")
+    }
+
+    /// Installs the GMSACredentialSpec CRD this build generates (server-side apply, field
+    /// manager `gmsa-e2e`) when the cluster has none, and waits until it is established, so
+    /// every scenario runs on a bare API server. An installed CRD is left as it is. The CRD
+    /// stays after the run (it is cluster-wide; the cluster is a disposable test cluster).
+    pub async fn ensure_crd(&self) -> Result<()> {
+        let established = |crd: &Option<CustomResourceDefinition>| {
+            crd.as_ref()
+                .and_then(|c| c.status.as_ref())
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True")
+                })
+        };
+        let crd = self.crd().await?;
+        if established(&crd) {
+            return Ok(());
+        }
+        if crd.is_none() {
+            let manifest = gmsa_crd::crd().context("generating the CRD")?;
+            let name = format!("{}.{}", gmsa_crd::PLURAL, gmsa_crd::GROUP);
+            Api::<CustomResourceDefinition>::all(self.client())
+                .patch(&name, &PatchParams::apply("gmsa-e2e").force(), &Patch::Apply(&manifest))
+                .await
+                .context("installing the GMSACredentialSpec CRD (needs create on customresourcedefinitions)")?;
+            eprintln!(
+                "cluster {}: installed the GMSACredentialSpec CRD (it stays)",
+                self.server
+            );
+        }
+        wait_for(
+            Duration::from_secs(30),
+            "the GMSACredentialSpec CRD to be established",
+            || async { Ok(established(&self.crd().await?)) },
+        )
+        .await
+    }
+
+    /// Whether a scenario needing the chart's webhook can run: `true` when it is installed.
+    /// When it is not, an explicit run (`GMSA_E2E_KUBECONFIG`) fails here with what to install;
+    /// an ambient one (`KUBECONFIG`) prints that `test` is skipped and returns `false`.
+    pub async fn require_webhook(&self, test: &str) -> bool {
+        let installed = self
+            .has_webhook()
+            .await
+            .unwrap_or_else(|e| panic!("{test}: {e:#}"));
+        if !installed {
+            let why = "the gmsa chart is not installed (helm install gmsa charts/gmsa -n gmsa --create-namespace)";
+            assert!(
+                std::env::var_os("GMSA_E2E_KUBECONFIG").is_none(),
+                "{test}: GMSA_E2E_KUBECONFIG is set but {why}: an explicit run does not skip"
+            );
+            eprintln!("{test}: SKIPPED: {why}");
+        }
+        installed
     }
 
     /// Whether a mutating webhook configuration has an entry named [`WEBHOOK_NAME`] (the chart

@@ -19,6 +19,8 @@ use serde_json::Value;
 async fn harness_connects_probes_and_cleans_up() {
     let dry_runs: Arc<Mutex<Vec<String>>> = Arc::default();
     let seen = dry_runs.clone();
+    let crd: Arc<Mutex<Option<Value>>> = Arc::default();
+    let (crd_get, crd_apply) = (crd.clone(), crd.clone());
     let router = Router::new()
         .route(
             "/version",
@@ -26,12 +28,29 @@ async fn harness_connects_probes_and_cleans_up() {
         )
         .route(
             "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}",
-            get(|Path(name): Path<String>| async move {
-                status(
-                    StatusCode::NOT_FOUND,
-                    "NotFound",
-                    &format!("customresourcedefinitions.apiextensions.k8s.io \"{name}\" not found"),
-                )
+            get(move |Path(name): Path<String>| {
+                let crd = crd_get.clone();
+                async move {
+                    match crd.lock().expect("lock").clone() {
+                        Some(c) => json(&c),
+                        None => status(
+                            StatusCode::NOT_FOUND,
+                            "NotFound",
+                            &format!("customresourcedefinitions.apiextensions.k8s.io \"{name}\" not found"),
+                        ),
+                    }
+                }
+            })
+            .patch(move |RawQuery(q): RawQuery, body: axum::body::Bytes| {
+                let crd = crd_apply.clone();
+                async move {
+                    // application/apply-patch+yaml; kube sends it as JSON (YAML's subset).
+                    let mut applied: Value = serde_json::from_slice(&body).expect("an apply body");
+                    assert_eq!(q.as_deref(), Some("&force=true&fieldManager=gmsa-e2e"), "a server-side apply");
+                    applied["status"] = serde_json::json!({"conditions": [{"type": "Established", "status": "True"}]});
+                    *crd.lock().expect("lock") = Some(applied.clone());
+                    json(&applied)
+                }
             }),
         )
         .route(
@@ -94,7 +113,25 @@ async fn harness_connects_probes_and_cleans_up() {
 
     let cluster = Cluster::connect_or_skip("harness").await.expect("connects");
     assert!(!cluster.has_crd().await.expect("probe CRD"));
+    // A bare cluster gets the CRD this build generates, once.
+    cluster.ensure_crd().await.expect("install the CRD");
+    assert!(cluster.has_crd().await.expect("probe CRD"));
+    cluster.ensure_crd().await.expect("already there");
+    let name = format!(
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{}.{}",
+        gmsa_crd::PLURAL,
+        gmsa_crd::GROUP
+    );
+    assert_eq!(server.count("PATCH", &name), 1);
+    assert_eq!(
+        crd.lock()
+            .expect("lock")
+            .as_ref()
+            .map(|c| c["spec"]["names"]["kind"].clone()),
+        Some("GMSACredentialSpec".into())
+    );
     assert!(cluster.has_webhook().await.expect("probe webhook"));
+    assert!(cluster.require_webhook("harness").await);
     let ns_name = cluster
         .with_namespace("harness", async |ns| {
             assert!(ns.name().starts_with("gmsa-e2e-harness-"), "{}", ns.name());
@@ -147,5 +184,40 @@ async fn harness_connects_probes_and_cleans_up() {
     assert!(
         dry_runs.iter().all(|q| q.contains("dryRun=All")),
         "{dry_runs:?}"
+    );
+
+    // An explicit run against a cluster without the chart fails the scenarios that need it.
+    let bare = FakeApiServer::start(
+        Router::new()
+            .route(
+                "/version",
+                get(|| async { json(&fixture("k8s-1.32/api/version.json")["serverVersion"]) }),
+            )
+            .route(
+                "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+                get(|| async {
+                    json(
+                        &serde_json::json!({"apiVersion": "admissionregistration.k8s.io/v1",
+                        "kind": "MutatingWebhookConfigurationList", "metadata": {}, "items": []}),
+                    )
+                }),
+            ),
+    )
+    .await;
+    std::env::set_var("GMSA_E2E_KUBECONFIG", bare.write_kubeconfig(dir.path()));
+    let refused = tokio::spawn(async {
+        let cluster = Cluster::connect_or_skip("bare").await.expect("connects");
+        cluster.require_webhook("bare").await
+    })
+    .await;
+    let message = refused
+        .expect_err("an explicit run does not skip")
+        .into_panic()
+        .downcast::<String>()
+        .map(|m| *m)
+        .unwrap_or_default();
+    assert!(
+        message.contains("GMSA_E2E_KUBECONFIG is set but the gmsa chart is not installed"),
+        "{message}"
     );
 }

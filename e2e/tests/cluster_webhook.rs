@@ -3,8 +3,8 @@
 //!
 //! Runs only when a cluster is configured (`GMSA_E2E_KUBECONFIG`, or `KUBECONFIG`; see
 //! `gmsa_e2e::cluster`); otherwise every test prints why it was skipped and returns.
-//! The backend tests need the GMSACredentialSpec CRD (`gmsa crd | kubectl apply -f -`); the
-//! `webhook_*` tests also need the chart installed. Pods are created with server-side dry-run:
+//! The harness installs the GMSACredentialSpec CRD when the cluster has none; the `webhook_*`
+//! tests need the chart installed (under `GMSA_E2E_KUBECONFIG` they fail without it). Pods are created with server-side dry-run:
 //! they pass through the webhooks but are never stored or scheduled, so no Windows node is
 //! needed.
 //!
@@ -41,13 +41,13 @@ macro_rules! cluster_or_skip {
     };
 }
 
-/// Return from the test (skipped, reason printed) unless `$cond` holds.
-macro_rules! require {
-    ($test:expr, $cond:expr, $why:expr) => {
-        if !$cond.expect("probing the cluster") {
-            eprintln!("{}: SKIPPED: {}", $test, $why);
-            return;
-        }
+/// Installs the CRD when the cluster has none (see `Cluster::ensure_crd`).
+macro_rules! with_crd {
+    ($test:expr, $cluster:expr) => {
+        $cluster
+            .ensure_crd()
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e:#}", $test))
     };
 }
 
@@ -73,11 +73,7 @@ fn found(v: Value) -> SpecLookup {
 async fn backend_cache_follows_spec_changes() {
     let test = "backend_cache_follows_spec_changes";
     let cluster = cluster_or_skip!(test);
-    require!(
-        test,
-        cluster.has_crd().await,
-        "the GMSACredentialSpec CRD is not installed"
-    );
+    with_crd!(test, cluster);
     let mut registry = Registry::default();
     let (store, task) =
         KubeSpecStore::start(cluster.client(), SpecStoreConfig::default(), &mut registry);
@@ -177,16 +173,10 @@ async fn backend_authorizer_follows_rbac() {
 macro_rules! with_webhook {
     ($test:expr, |$ns:ident, $spec:ident| $body:block) => {{
         let cluster = cluster_or_skip!($test);
-        require!(
-            $test,
-            cluster.has_crd().await,
-            "the GMSACredentialSpec CRD is not installed"
-        );
-        require!(
-            $test,
-            cluster.has_webhook().await,
-            "the gmsa webhook is not installed (helm install gmsa charts/gmsa)"
-        );
+        with_crd!($test, cluster);
+        if !cluster.require_webhook($test).await {
+            return;
+        }
         cluster
             .with_namespace("webhook", async |$ns| {
                 $ns.service_account("webapp").await?;
@@ -368,11 +358,7 @@ async fn with_local_webhook(
     body: impl AsyncFnOnce(&mut TestNamespace, &str, &mut LocalWebhook) -> Result<()>,
 ) {
     let cluster = cluster_or_skip!(test);
-    require!(
-        test,
-        cluster.has_crd().await,
-        "the GMSACredentialSpec CRD is not installed (gmsa crd | kubectl apply -f -)"
-    );
+    with_crd!(test, cluster);
     let mut hook = LocalWebhook::start(&options)
         .await
         .unwrap_or_else(|e| panic!("{test}: {e:#}"));
