@@ -183,6 +183,9 @@ pub enum CertsError {
         #[source]
         source: std::io::Error,
     },
+    /// A bug: the run's steps came in an order the executor cannot follow.
+    #[error("internal error: {0}; this is a bug in gmsa, please report it")]
+    Internal(String),
     /// A duration that cannot be parsed.
     #[error("invalid duration {0:?}: use a number with a unit, e.g. 90s, 30m, 720h, 365d, 1h30m")]
     InvalidDuration(String),

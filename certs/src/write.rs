@@ -205,9 +205,14 @@ pub fn write_dir(dir: &Path, issued: &Issued) -> Result<(), CertsError> {
 
 /// The JSON patch that sets `caBundle` (base64 of `ca_pem`) on every webhook in a webhook
 /// configuration, guarded by `test` operations on each webhook's name so a concurrent change
-/// to the list fails the patch instead of patching the wrong entry. `None` when every webhook
-/// already has it.
-pub fn ca_bundle_patch(config: &Value, ca_pem: &str) -> Option<Value> {
+/// to the list fails the patch instead of patching the wrong entry, and that sets annotation
+/// `key` to `value` (`None`: removes it) in the same request. `None` when every webhook already
+/// has the bundle and the annotation is as wanted.
+pub fn ca_bundle_patch(
+    config: &Value,
+    ca_pem: &str,
+    (key, value): (&str, Option<&str>),
+) -> Option<Value> {
     let want = base64::engine::general_purpose::STANDARD.encode(ca_pem);
     let webhooks = config["webhooks"].as_array()?;
     let mut ops = Vec::new();
@@ -224,6 +229,21 @@ pub fn ca_bundle_patch(config: &Value, ca_pem: &str) -> Option<Value> {
             );
         }
         ops.push(json!({"op": "add", "path": format!("/webhooks/{i}/clientConfig/caBundle"), "value": want}));
+    }
+    let annotations = &config["metadata"]["annotations"];
+    let path = format!(
+        "/metadata/annotations/{}",
+        key.replace('~', "~0").replace('/', "~1")
+    );
+    match (annotations[key].as_str(), value) {
+        (have, Some(v)) if have != Some(v) => ops.push(if annotations.is_object() {
+            json!({"op": "add", "path": path, "value": v})
+        } else {
+            let one = serde_json::Map::from_iter([(key.to_string(), json!(v))]);
+            json!({"op": "add", "path": "/metadata/annotations", "value": one})
+        }),
+        (Some(_), None) => ops.push(json!({"op": "remove", "path": path})),
+        _ => {}
     }
     (!ops.is_empty()).then_some(Value::Array(ops))
 }
@@ -346,6 +366,8 @@ mod tests {
         );
     }
 
+    const NO_NOTE: (&str, Option<&str>) = ("gmsa.k8s.io/note", None);
+
     #[test]
     fn ca_bundle_patch_table() {
         let b64 = base64::engine::general_purpose::STANDARD.encode("CA");
@@ -354,7 +376,7 @@ mod tests {
             {"name": "b", "clientConfig": {"caBundle": b64}},
             {"name": "c", "clientConfig": {"caBundle": "b2xk"}},
         ]});
-        let patch = ca_bundle_patch(&config, "CA").expect("a and c need it");
+        let patch = ca_bundle_patch(&config, "CA", NO_NOTE).expect("a and c need it");
         let mut patched = config.clone();
         json_patch::patch(
             &mut patched,
@@ -368,15 +390,66 @@ mod tests {
             patched["webhooks"][0]["clientConfig"]["service"]["name"],
             "s"
         );
-        assert!(ca_bundle_patch(&patched, "CA").is_none(), "idempotent");
-        assert!(ca_bundle_patch(&json!({"webhooks": []}), "CA").is_none());
+        assert!(
+            ca_bundle_patch(&patched, "CA", NO_NOTE).is_none(),
+            "idempotent"
+        );
+        assert!(ca_bundle_patch(&json!({"webhooks": []}), "CA", NO_NOTE).is_none());
         // A reordered list fails the test operation instead of patching the wrong webhook.
-        let patch = ca_bundle_patch(&config, "CA").expect("patch");
+        let patch = ca_bundle_patch(&config, "CA", NO_NOTE).expect("patch");
         let mut reordered = json!({"webhooks": [config["webhooks"][2], config["webhooks"][1], config["webhooks"][0]]});
         assert!(json_patch::patch(
             &mut reordered,
             &serde_json::from_value::<json_patch::Patch>(patch).expect("patch")
         )
         .is_err());
+    }
+
+    #[test]
+    fn the_annotation_is_set_changed_and_removed_in_the_same_patch() {
+        let b64 = base64::engine::general_purpose::STANDARD.encode("CA");
+        let hooks = json!([{"name": "a", "clientConfig": {"caBundle": b64}}]);
+        let bare = json!({"metadata": {"name": "x"}, "webhooks": hooks});
+        let other =
+            json!({"metadata": {"name": "x", "annotations": {"team": "t"}}, "webhooks": hooks});
+        let apply = |config: &Value, value: Option<&str>| {
+            let mut doc = config.clone();
+            let patch = ca_bundle_patch(config, "CA", ("gmsa.k8s.io/until", value))?;
+            json_patch::patch(
+                &mut doc,
+                &serde_json::from_value::<json_patch::Patch>(patch).expect("patch"),
+            )
+            .expect("applies");
+            Some(doc)
+        };
+        // (configuration, wanted value, annotations afterwards; None: no patch)
+        let set = apply(&bare, Some("v1")).expect("set on a bare configuration");
+        let table: Vec<(&str, &Value, Option<&str>, Option<Value>)> = vec![
+            (
+                "set",
+                &bare,
+                Some("v1"),
+                Some(json!({"gmsa.k8s.io/until": "v1"})),
+            ),
+            (
+                "beside others",
+                &other,
+                Some("v1"),
+                Some(json!({"team": "t", "gmsa.k8s.io/until": "v1"})),
+            ),
+            ("unchanged", &set, Some("v1"), None),
+            (
+                "changed",
+                &set,
+                Some("v2"),
+                Some(json!({"gmsa.k8s.io/until": "v2"})),
+            ),
+            ("removed", &set, None, Some(json!({}))),
+            ("nothing to remove", &other, None, None),
+        ];
+        for (name, config, value, want) in table {
+            let got = apply(config, value).map(|d| d["metadata"]["annotations"].clone());
+            assert_eq!(got, want, "{name}");
+        }
     }
 }

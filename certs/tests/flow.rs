@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use gmsa_certs::assess::{assess, Material};
 use gmsa_certs::ca::{CaBundle, CaSource};
-use gmsa_certs::cert::{now_unix, parse_pem_chain};
+use gmsa_certs::cert::{inspect, now_unix, parse_pem_chain, rfc3339};
 use gmsa_certs::flow::{issue, Action, IssueOptions, Outcome, Progress};
 use gmsa_certs::request::CertRequest;
 use gmsa_certs::CertsError;
@@ -587,5 +587,113 @@ async fn wrong_secret_type_and_unknown_webhook_are_clear_errors() {
     assert!(
         env.api.csr(CSR).is_none() && env.api.secret(NS, SECRET).is_none(),
         "checked before issuing"
+    );
+}
+
+/// The `caBundle` (decoded, as DER certificates) and the retained-CA annotation op of the last
+/// patch sent to MutatingWebhookConfiguration `gmsa-webhook`.
+fn last_patch(env: &Env) -> (Vec<Vec<u8>>, Option<Value>) {
+    let patches = env.api.webhook_patches("mutating", "gmsa-webhook");
+    let ops = patches
+        .last()
+        .and_then(Value::as_array)
+        .expect("a JSON patch");
+    let b64 = ops
+        .iter()
+        .find(|op| op["path"] == "/webhooks/0/clientConfig/caBundle")
+        .and_then(|op| op["value"].as_str())
+        .expect("caBundle set");
+    let pem = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .expect("base64"),
+    )
+    .expect("PEM");
+    let note = ops
+        .iter()
+        .find(|op| {
+            op["path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("/metadata/annotations"))
+        })
+        .cloned();
+    (
+        parse_pem_chain(&pem, "caBundle").expect("certificates"),
+        note,
+    )
+}
+
+#[tokio::test]
+async fn a_ca_change_keeps_the_old_ca_until_the_old_certificate_expires() {
+    let env = fake_with_webhook().await;
+    let mut o = opts();
+    o.patch_webhooks = vec!["gmsa-webhook".into()];
+    o.renew_before = Duration::from_secs(600);
+    // A 2-hour certificate from the first CA.
+    env.api.set_max_duration(7200);
+    run(&env, &o).await.0.expect("first run");
+    let old_ca = parse_pem_chain(&env.api.ca_pem(), "old CA").expect("old CA");
+    let old_cert = secret_pem(&env, "tls.crt").expect("tls.crt");
+    let old_until = inspect(&parse_pem_chain(&old_cert, "t").expect("cert")[0], "t")
+        .expect("inspect")
+        .not_after;
+    let (bundle, _) = last_patch(&env);
+    assert_eq!(bundle, old_ca, "first run: the CA alone");
+
+    // The cluster CA rotates: the signer and kube-root-ca.crt hold a new CA.
+    env.api.rotate_ca();
+    env.api.set_max_duration(365 * 86_400);
+    let new_ca = parse_pem_chain(&env.api.ca_pem(), "new CA").expect("new CA");
+    let out = run(&env, &o).await.0.expect("second run");
+    assert_eq!(out.action, Action::Issued);
+    assert!(out.reason.contains("does not chain"), "{}", out.reason);
+    assert_secret_valid(&env);
+    let (bundle, note) = last_patch(&env);
+    assert_eq!(
+        bundle,
+        [new_ca.clone(), old_ca].concat(),
+        "the new CA, then the old one the pods still serve under"
+    );
+    let note = note.expect("annotation written in the same patch");
+    assert!(
+        note.to_string().contains(&rfc3339(old_until))
+            && note.to_string().contains("retained-ca-until"),
+        "{note}"
+    );
+    let patch_call = out
+        .calls
+        .iter()
+        .find(|c| c.method == "PATCH")
+        .expect("PATCH call");
+    assert!(
+        patch_call.what.contains("CN=gmsa-testkit-ca until"),
+        "{}",
+        patch_call.what
+    );
+
+    // Again before the old certificate expires: the Secret holds the new certificate, yet the
+    // annotation keeps the old CA: nothing to write.
+    let before = writes(&env);
+    let out = run(&env, &o).await.0.expect("third run");
+    assert_eq!(out.action, Action::Unchanged);
+    assert_eq!(writes(&env), before);
+
+    // After it expired (the clock injected): the old CA and the annotation go.
+    o.now = Some(old_until + 60);
+    let out = run(&env, &o).await.0.expect("fourth run");
+    assert_eq!(out.action, Action::Unchanged, "{}", out.reason);
+    assert_eq!(
+        out.webhooks_patched,
+        vec!["mutatingwebhookconfiguration/gmsa-webhook"]
+    );
+    let (bundle, note) = last_patch(&env);
+    assert_eq!(bundle, new_ca, "only the new CA");
+    assert_eq!(note.map(|n| n["op"].clone()), Some(json!("remove")));
+    let stored = env.api.webhook("mutating", "gmsa-webhook").expect("config");
+    assert!(
+        stored["metadata"]["annotations"]
+            .as_object()
+            .is_none_or(|a| a.is_empty()),
+        "{stored}"
     );
 }

@@ -16,6 +16,10 @@
 //!   and the probe pod's dry-run create).
 //! - [`crd_api::CrdApi`]: a stateful fake of the `gmsacredentialspecs` collection (list, watch,
 //!   GET) and of LocalSubjectAccessReviews, with fault injection.
+//! - [`csr::CsrApi`]: a stateful fake of what `gmsa certs` uses (CertificateSigningRequests with
+//!   a signer and a test CA that can be rotated, the `kube-root-ca.crt` ConfigMap, Secrets,
+//!   webhook configurations with their patches recorded), with 403s on chosen calls
+//!   ([`csr::Call`]); its files split by job under `csr/`.
 
 pub mod crd_api;
 pub mod csr;
