@@ -152,47 +152,13 @@ impl Ca {
     }
 }
 
-/// A directory laid out like a Kubernetes Secret volume, updated the way the kubelet does it.
-struct SecretDir {
-    root: PathBuf,
-    generation: usize,
-}
-
-impl SecretDir {
-    fn create(root: PathBuf, cert: &[u8], key: &[u8]) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&root)?;
-        let mut dir = Self {
-            root,
-            generation: 0,
-        };
-        dir.install(cert, key)?;
-        for file in ["tls.crt", "tls.key"] {
-            std::os::unix::fs::symlink(Path::new("..data").join(file), dir.root.join(file))?;
-        }
-        Ok(dir)
-    }
-
-    /// Writes a new generation directory, then swaps `..data` to it atomically (a symlink
-    /// renamed over the old one) and removes the previous generation.
-    fn install(&mut self, cert: &[u8], key: &[u8]) -> anyhow::Result<()> {
-        self.generation += 1;
-        let name = format!("..2026_soak_{:04}", self.generation);
-        let dir = self.root.join(&name);
-        std::fs::create_dir(&dir)?;
-        std::fs::write(dir.join("tls.crt"), cert)?;
-        std::fs::write(dir.join("tls.key"), key)?;
-        let tmp = self.root.join("..data_tmp");
-        let _ = std::fs::remove_file(&tmp);
-        std::os::unix::fs::symlink(&name, &tmp)?;
-        std::fs::rename(&tmp, self.root.join("..data"))?;
-        if self.generation > 1 {
-            let old = self
-                .root
-                .join(format!("..2026_soak_{:04}", self.generation - 1));
-            let _ = std::fs::remove_dir_all(old);
-        }
-        Ok(())
-    }
+/// Writes the pair into `dir` the way the kubelet updates a Secret volume: a new generation
+/// directory, `..data` swapped to it atomically, the previous generation removed.
+fn install(dir: &Path, cert: &[u8], key: &[u8]) -> anyhow::Result<()> {
+    Ok(gmsa_certs::write::swap_dir(
+        dir,
+        &[("tls.crt", cert, 0o644), ("tls.key", key, 0o600)],
+    )?)
 }
 
 // ---- client ----------------------------------------------------------------------------------
@@ -868,8 +834,9 @@ async fn soak(args: &Args) -> anyhow::Result<(String, usize)> {
     let ca = Ca::new()?;
     let mut serial = 1000u64;
     let mut current = ca.leaf(serial)?;
-    let mut secret = SecretDir::create(
-        root.join("tls"),
+    let secret = root.join("tls");
+    install(
+        &secret,
         current.cert_pem.as_bytes(),
         current.key_pem.as_bytes(),
     )?;
@@ -910,9 +877,9 @@ async fn soak(args: &Args) -> anyhow::Result<(String, usize)> {
         .args(["--https-port", &https_port.to_string()])
         .args(["--admin-port", &admin_port.to_string()])
         .arg("--tls-crt")
-        .arg(secret.root.join("tls.crt"))
+        .arg(secret.join("tls.crt"))
         .arg("--tls-key")
-        .arg(secret.root.join("tls.key"))
+        .arg(secret.join("tls.key"))
         .args(["--cert-reload", "--reload-interval", &secs(RELOAD_INTERVAL)])
         .args(["--header-read-timeout", &secs(HEADER_READ_TIMEOUT)])
         .args(["--request-timeout", &secs(REQUEST_TIMEOUT)])
@@ -1063,7 +1030,7 @@ async fn soak(args: &Args) -> anyhow::Result<(String, usize)> {
                 "garbage" => (b"\x00\x01garbage\xff".to_vec(), b"-----BEGIN junk".to_vec()),
                 _ => (Vec::new(), Vec::new()),
             };
-            secret.install(&cert, &key)?;
+            install(&secret, &cert, &key)?;
             tokio::time::sleep(RELOAD_INTERVAL * 6).await;
             let still_old = ctx
                 .client
@@ -1076,7 +1043,7 @@ async fn soak(args: &Args) -> anyhow::Result<(String, usize)> {
         serial += 1;
         let next = ca.leaf(serial)?;
         let swapped = Instant::now();
-        secret.install(next.cert_pem.as_bytes(), next.key_pem.as_bytes())?;
+        install(&secret, next.cert_pem.as_bytes(), next.key_pem.as_bytes())?;
         let mut seen = None;
         while swapped.elapsed() < Duration::from_secs(10) {
             if let Ok((_, peer)) = ctx.client.tls(false).await {
