@@ -48,6 +48,8 @@ fn the_webhook_accepts_the_environment_the_chart_gives_it() {
                 "logLevel=debug",
                 "certificates.certReload.enabled=false",
                 "extraArgs[0]=--authz-cache-ttl=30",
+                "certificates.csr.renew.renewBefore=240h",
+                "webhook.maxCacheStaleness=500ms",
             ],
             1,
         ),
@@ -99,6 +101,17 @@ fn the_webhook_accepts_the_environment_the_chart_gives_it() {
             expect_set("randomHostname"),
             "{sets:?}"
         );
+        if expect_set("webhook.maxCacheStaleness") {
+            assert_eq!(config.cert_expiry_warning, Duration::from_secs(240 * 3600));
+            assert_eq!(config.max_cache_staleness, Duration::from_millis(500));
+        } else {
+            assert_eq!(
+                config.cert_expiry_warning,
+                Duration::from_secs(720 * 3600),
+                "the chart's renewBefore"
+            );
+            assert_eq!(config.max_cache_staleness, Duration::from_secs(30));
+        }
         if expect_set("qps") {
             assert!((config.qps - 12.5).abs() < f64::EPSILON);
             assert_eq!(config.burst, 7);

@@ -64,6 +64,8 @@ fn default_values_render_a_hardened_highly_available_webhook() {
         ("REQUEST_TIMEOUT", "4000ms"),
         ("API_TIMEOUT", "3000ms"),
         ("SHUTDOWN_DELAY", "5s"),
+        ("CERT_EXPIRY_WARNING", "720h"),
+        ("MAX_CACHE_STALENESS", "30s"),
     ] {
         assert_eq!(r.env(name), value, "env {name}");
     }

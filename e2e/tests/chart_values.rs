@@ -99,6 +99,9 @@ fn wrong_values_are_rejected_naming_the_value() {
         ("containerPort=http", "containerPort"),
         ("replicaCount=two", "replicaCount"),
         ("certificates.csr.renew.renewBefore=30 days", "renewBefore"),
+        ("certificates.csr.renew.renewBefore=1h30m", "renewBefore"),
+        ("webhook.maxCacheStaleness=0s", "maxCacheStaleness"),
+        ("webhook.maxCacheStaleness=30", "maxCacheStaleness"),
         ("webhook.matchConditions.enabled=maybe", "enabled"),
         ("unknownTopLevel=1", "unknownTopLevel"),
     ] {
@@ -110,6 +113,34 @@ fn wrong_values_are_rejected_naming_the_value() {
                 "{label} rejects {set} without naming {names}: {err}"
             );
         }
+    }
+}
+
+/// The webhook flags that come from chart values (issue 11): `--cert-expiry-warning` from the
+/// renewal threshold, `--max-cache-staleness` from `webhook.maxCacheStaleness`, in every
+/// certificate mode.
+#[test]
+fn webhook_flags_follow_their_values() {
+    let ca_set = format!("certificates.caBundle={TEST_CA_BUNDLE}");
+    for mode in [
+        vec![],
+        vec!["certificates.mode=certManager"],
+        vec!["certificates.mode=secret", ca_set.as_str()],
+    ] {
+        let r = render(NEWEST, &mode);
+        assert_eq!(r.env("CERT_EXPIRY_WARNING"), "720h", "{mode:?}");
+        assert_eq!(r.env("MAX_CACHE_STALENESS"), "30s", "{mode:?}");
+        let sets: Vec<&str> = mode
+            .iter()
+            .copied()
+            .chain([
+                "certificates.csr.renew.renewBefore=240h",
+                "webhook.maxCacheStaleness=2m",
+            ])
+            .collect();
+        let r = render(NEWEST, &sets);
+        assert_eq!(r.env("CERT_EXPIRY_WARNING"), "240h", "{sets:?}");
+        assert_eq!(r.env("MAX_CACHE_STALENESS"), "2m", "{sets:?}");
     }
 }
 
