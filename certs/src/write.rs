@@ -109,11 +109,15 @@ pub fn read_dir_texts(dir: &Path) -> Result<[Option<String>; 3], CertsError> {
     Ok([read(FILES[0])?, read(FILES[1])?, read(FILES[2])?])
 }
 
+/// One file of a directory version: its name, its contents and its mode (`0o600` for a key).
+pub type DirFile<'a> = (&'a str, &'a [u8], u32);
+
 /// A new version written to a timestamped directory, not yet visible.
 #[derive(Debug)]
-pub struct Staged {
+struct Staged {
     dir: PathBuf,
     version: String,
+    names: Vec<String>,
 }
 
 fn fsync_dir(dir: &Path) -> Result<(), CertsError> {
@@ -122,8 +126,8 @@ fn fsync_dir(dir: &Path) -> Result<(), CertsError> {
         .map_err(|e| CertsError::io("sync directory", dir, e))
 }
 
-/// Step 1: writes the files to `DIR/..<timestamp>/` (key 0600, others 0644), fsynced.
-pub fn stage_dir(dir: &Path, issued: &Issued) -> Result<Staged, CertsError> {
+/// Step 1: writes `files` to `DIR/..<timestamp>/` (each with its exact mode), fsynced.
+fn stage_dir(dir: &Path, files: &[DirFile<'_>]) -> Result<Staged, CertsError> {
     std::fs::create_dir_all(dir).map_err(|e| CertsError::io("create directory", dir, e))?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -138,12 +142,7 @@ pub fn stage_dir(dir: &Path, issued: &Issued) -> Result<Staged, CertsError> {
     std::fs::create_dir(&vdir).map_err(|e| CertsError::io("create directory", &vdir, e))?;
     std::fs::set_permissions(&vdir, std::fs::Permissions::from_mode(0o755))
         .map_err(|e| CertsError::io("set permissions on", &vdir, e))?;
-    let contents = [
-        (FILES[0], issued.cert_pem.as_bytes(), 0o644),
-        (FILES[1], issued.key_pem.as_bytes(), 0o600),
-        (FILES[2], issued.ca_pem.as_bytes(), 0o644),
-    ];
-    for (name, bytes, mode) in contents {
+    for &(name, bytes, mode) in files {
         let path = vdir.join(name);
         let mut file = std::fs::OpenOptions::new()
             .write(true)
@@ -162,6 +161,7 @@ pub fn stage_dir(dir: &Path, issued: &Issued) -> Result<Staged, CertsError> {
     Ok(Staged {
         dir: dir.to_path_buf(),
         version,
+        names: files.iter().map(|(name, _, _)| name.to_string()).collect(),
     })
 }
 
@@ -177,12 +177,12 @@ fn replace_symlink(dir: &Path, name: &str, target: &str) -> Result<(), CertsErro
     std::fs::rename(&tmp, &link).map_err(|e| CertsError::io("rename symlink onto", &link, e))
 }
 
-/// Step 2: makes the staged version current with one atomic rename of `..data`, points
-/// `tls.crt` etc. at `..data/`, and removes older versions.
-pub fn commit_dir(staged: Staged) -> Result<(), CertsError> {
+/// Step 2: makes the staged version current with one atomic rename of `..data`, points each
+/// file (`tls.crt` etc.) at `..data/`, and removes older versions.
+fn commit_dir(staged: Staged) -> Result<(), CertsError> {
     let dir = &staged.dir;
     replace_symlink(dir, "..data", &staged.version)?;
-    for name in FILES {
+    for name in &staged.names {
         replace_symlink(dir, name, &format!("..data/{name}"))?;
     }
     fsync_dir(dir)?;
@@ -198,9 +198,27 @@ pub fn commit_dir(staged: Staged) -> Result<(), CertsError> {
     Ok(())
 }
 
-/// Writes `issued` into `dir` atomically (stage, then commit).
+/// Writes `files` into `dir` the way the kubelet updates a mounted Secret: a new timestamped
+/// directory `..<timestamp>` (fsynced, each file with its exact mode), then one atomic rename
+/// of the `..data` symlink onto it, `NAME -> ..data/NAME` for each file (plain files in the
+/// way are replaced), and older versions removed. Readers opening `dir/NAME` see the old set
+/// or the new set, never a mix.
+pub fn swap_dir(dir: &Path, files: &[DirFile<'_>]) -> Result<(), CertsError> {
+    commit_dir(stage_dir(dir, files)?)
+}
+
+/// `tls.crt`, `tls.key` (0600), `ca.crt` of `issued`, as [`swap_dir`] writes them.
+fn issued_files(issued: &Issued) -> [DirFile<'_>; 3] {
+    [
+        (FILES[0], issued.cert_pem.as_bytes(), 0o644),
+        (FILES[1], issued.key_pem.as_bytes(), 0o600),
+        (FILES[2], issued.ca_pem.as_bytes(), 0o644),
+    ]
+}
+
+/// Writes `issued` into `dir` atomically ([`swap_dir`]).
 pub fn write_dir(dir: &Path, issued: &Issued) -> Result<(), CertsError> {
-    commit_dir(stage_dir(dir, issued)?)
+    swap_dir(dir, &issued_files(issued))
 }
 
 /// The JSON patch that sets `caBundle` (base64 of `ca_pem`) on every webhook in a webhook
@@ -282,7 +300,7 @@ mod tests {
         assert_eq!(mode & 0o777, 0o644);
 
         // Interrupted between staging and commit: readers still see the old, matching pair.
-        let staged = stage_dir(&dir, &issued("2")).expect("stage");
+        let staged = stage_dir(&dir, &issued_files(&issued("2"))).expect("stage");
         assert_eq!(
             texts(&dir),
             [
@@ -312,6 +330,32 @@ mod tests {
         assert!(
             std::fs::read_link(dir.join("tls.key")).is_ok(),
             "tls.key goes through ..data"
+        );
+    }
+
+    #[test]
+    fn swap_links_each_file_given_and_drops_the_old_version() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        swap_dir(dir, &[("tls.crt", b"one", 0o644)]).expect("first");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("tls.crt")).expect("read"),
+            "one"
+        );
+        let first = std::fs::read_link(dir.join("..data")).expect("..data");
+        swap_dir(dir, &[("tls.crt", b"two", 0o644)]).expect("second");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("tls.crt")).expect("read"),
+            "two"
+        );
+        assert!(!dir.join(first).exists(), "old generation removed");
+        assert!(std::fs::symlink_metadata(dir.join("tls.crt"))
+            .expect("link")
+            .file_type()
+            .is_symlink());
+        assert!(
+            std::fs::symlink_metadata(dir.join("tls.key")).is_err(),
+            "only the files given are linked"
         );
     }
 

@@ -1,7 +1,8 @@
 //! `gmsa-e2e`: end-to-end harnesses: a throwaway Samba Active Directory domain controller on a
-//! loopback address, and a real Kubernetes cluster (when `KUBECONFIG` or `GMSA_E2E_KUBECONFIG`
-//! points at one).
+//! loopback address, a real Kubernetes cluster (when `KUBECONFIG` or `GMSA_E2E_KUBECONFIG`
+//! points at one), and the Helm chart as its tests render it ([`chart`]).
 
+pub mod chart;
 pub mod cluster;
 pub mod dc;
 pub mod local_webhook;

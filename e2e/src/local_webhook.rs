@@ -38,57 +38,17 @@ pub fn webhook_host() -> String {
     std::env::var("GMSA_E2E_WEBHOOK_HOST").unwrap_or_else(|_| "127.0.0.1".into())
 }
 
-/// A directory laid out as the kubelet lays out a Secret volume.
-struct SecretVolume {
-    dir: tempfile::TempDir,
-    generation: u32,
-}
-
-impl SecretVolume {
-    fn new() -> Result<Self> {
-        Ok(Self {
-            dir: tempfile::tempdir().context("creating the certificate directory")?,
-            generation: 0,
-        })
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Writes a timestamped directory with `files` and atomically repoints `..data` at it
-    /// (rename over the old link), then removes the previous directory.
-    fn write(&mut self, files: &[(&str, &str)]) -> Result<()> {
-        self.generation += 1;
-        let root = self.dir.path();
-        let stamp = format!(
-            "..2026_11_24_00_00_{:02}.{}",
-            self.generation,
-            std::process::id()
-        );
-        std::fs::create_dir(root.join(&stamp))
-            .with_context(|| format!("creating {}", root.join(&stamp).display()))?;
-        for (name, content) in files {
-            std::fs::write(root.join(&stamp).join(name), content)
-                .with_context(|| format!("writing {name}"))?;
-        }
-        let tmp = root.join("..data_tmp");
-        let _ = std::fs::remove_file(&tmp);
-        std::os::unix::fs::symlink(&stamp, &tmp).context("linking ..data_tmp")?;
-        let old = std::fs::read_link(root.join("..data")).ok();
-        std::fs::rename(&tmp, root.join("..data")).context("swapping ..data")?;
-        for (name, _) in files {
-            let link = root.join(name);
-            if std::fs::symlink_metadata(&link).is_err() {
-                std::os::unix::fs::symlink(format!("..data/{name}"), &link)
-                    .with_context(|| format!("linking {name}"))?;
-            }
-        }
-        if let Some(old) = old {
-            std::fs::remove_dir_all(root.join(old)).context("removing the previous files")?;
-        }
-        Ok(())
-    }
+/// Writes the serving pair into `dir` as the kubelet updates a Secret volume (a timestamped
+/// directory, `..data` renamed onto it, `tls.crt -> ..data/tls.crt`).
+fn write_pair(dir: &Path, cert: &str, key: &str) -> Result<()> {
+    gmsa_certs::write::swap_dir(
+        dir,
+        &[
+            ("tls.crt", cert.as_bytes(), 0o644),
+            ("tls.key", key.as_bytes(), 0o600),
+        ],
+    )
+    .context("writing the serving certificate")
 }
 
 /// A CA for the local webhook's serving certificates.
@@ -132,7 +92,7 @@ pub struct LocalWebhook {
     webhook: gmsa_webhook::Webhook,
     host: String,
     ca: TestCa,
-    certs: SecretVolume,
+    certs: tempfile::TempDir,
     until_year: i32,
 }
 
@@ -143,8 +103,8 @@ impl LocalWebhook {
         let ca = TestCa::new().context("making the test CA")?;
         let until_year = 2030;
         let (cert, key) = ca.leaf(&host, until_year)?;
-        let mut certs = SecretVolume::new()?;
-        certs.write(&[("tls.crt", &cert), ("tls.key", &key)])?;
+        let certs = tempfile::tempdir().context("creating the certificate directory")?;
+        write_pair(certs.path(), &cert, &key)?;
         let bind: IpAddr = host
             .parse()
             .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
@@ -215,7 +175,7 @@ impl LocalWebhook {
     pub fn rotate(&mut self) -> Result<i64> {
         self.until_year += 1;
         let (cert, key) = self.ca.leaf(&self.host, self.until_year)?;
-        self.certs.write(&[("tls.crt", &cert), ("tls.key", &key)])?;
+        write_pair(self.certs.path(), &cert, &key)?;
         Ok(rcgen::date_time_ymd(self.until_year, 1, 1).unix_timestamp())
     }
 
@@ -296,27 +256,6 @@ mod tests {
             Some(2.0)
         );
         assert_eq!(metric_value(text, "gmsa_webhook_certificate"), None);
-    }
-
-    #[test]
-    fn secret_volume_swaps_data_atomically_and_drops_the_old_files() {
-        let mut v = SecretVolume::new().expect("volume");
-        v.write(&[("tls.crt", "one")]).expect("first");
-        assert_eq!(
-            std::fs::read_to_string(v.path().join("tls.crt")).expect("read"),
-            "one"
-        );
-        let first = std::fs::read_link(v.path().join("..data")).expect("..data");
-        v.write(&[("tls.crt", "two")]).expect("second");
-        assert_eq!(
-            std::fs::read_to_string(v.path().join("tls.crt")).expect("read"),
-            "two"
-        );
-        assert!(!v.path().join(first).exists(), "old generation removed");
-        assert!(std::fs::symlink_metadata(v.path().join("tls.crt"))
-            .expect("link")
-            .file_type()
-            .is_symlink());
     }
 
     #[test]

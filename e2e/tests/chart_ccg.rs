@@ -3,44 +3,22 @@
 //! the `PluginInput` the catalogue's builder writes, and the result validates; bad inputs make
 //! `helm template` fail with the catalogue's message.
 //!
-//! Helm comes from `.ci/install.d/30-helm` (`./.tools/helm3/helm`, as in chart.rs); without it
-//! the tests print "skipped: helm not installed" and return, except when `CI` is set: then
-//! they fail.
+//! Helm 3 comes from [`gmsa_e2e::chart::tools`] (`.ci/install.d/30-helm`); without it the
+//! tests fail saying so.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use gmsa_crd::ccg::{self, PluginInput};
-use serde::Deserialize;
+use gmsa_e2e::chart::{chart_dir, parse_docs, run, text, tools};
 use serde_json::Value;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("e2e/ is inside the workspace")
-        .to_path_buf()
-}
-
-fn helm() -> Option<PathBuf> {
-    let bin = repo().join(".tools/helm3/helm");
-    if bin.is_file() {
-        return Some(bin);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "helm missing ({}): .ci/run must run .ci/install.d/30-helm first",
-        bin.display()
-    );
-    eprintln!("skipped: helm not installed (run .ci/install.d/30-helm)");
-    None
-}
 
 /// `helm template` of the credential spec with these `hostAccountConfig` settings: the
 /// rendered GMSACredentialSpec, or helm's stderr.
 fn render(bin: &Path, host: &[(&str, &str)]) -> Result<Value, String> {
     let mut cmd = Command::new(bin);
     cmd.args(["template", "gmsa"])
-        .arg(repo().join("charts/gmsa"))
+        .arg(chart_dir())
         .args(["-s", "templates/credentialspec.yaml"]);
     cmd.args(["--set", "credential.enabled=true"]);
     let domain = [
@@ -63,13 +41,13 @@ fn render(bin: &Path, host: &[(&str, &str)]) -> Result<Value, String> {
         cmd.arg("--set-string")
             .arg(format!("credential.hostAccountConfig.{k}={v}"));
     }
-    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    let out = run(&mut cmd);
     if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        return Err(text(&out.stderr));
     }
-    let yaml = String::from_utf8_lossy(&out.stdout).into_owned();
-    let spec = serde_norway::Deserializer::from_str(&yaml)
-        .map(|d| Value::deserialize(d).expect("rendered YAML parses"))
+    let yaml = text(&out.stdout);
+    let spec = parse_docs(&yaml)
+        .into_iter()
         .find(|v| v["kind"] == "GMSACredentialSpec");
     spec.ok_or_else(|| format!("no GMSACredentialSpec in:\n{yaml}"))
 }
@@ -80,7 +58,8 @@ const SECRET_URI: &str = "https://mygmsavault.vault.azure.net/secrets/GMSADomain
 
 #[test]
 fn each_plugin_renders_what_the_catalogue_builds() {
-    let Some(bin) = helm() else { return };
+    let tools = tools();
+    let bin = tools.helm3();
     let rows: [(&[(&str, &str)], PluginInput); 3] = [
         (
             &[("plugin", "aws"), ("credentialArn", ARN)],
@@ -112,7 +91,7 @@ fn each_plugin_renders_what_the_catalogue_builds() {
         ),
     ];
     for (host, input) in rows {
-        let rendered = render(&bin, host).unwrap_or_else(|e| panic!("{host:?}: {e}"));
+        let rendered = render(bin, host).unwrap_or_else(|e| panic!("{host:?}: {e}"));
         let spec = gmsa_crd::CredSpec::from_value(&rendered["credspec"]).expect("credspec");
         let problems = gmsa_crd::validate(&spec);
         assert!(!gmsa_crd::has_errors(&problems), "{host:?}: {problems:?}");
@@ -122,7 +101,7 @@ fn each_plugin_renders_what_the_catalogue_builds() {
         assert_eq!(h["PortableCcgVersion"], "1");
     }
     // No plugin and no pluginGUID: no HostAccountConfig, as before.
-    let rendered = render(&bin, &[]).expect("renders");
+    let rendered = render(bin, &[]).expect("renders");
     assert!(rendered["credspec"]["ActiveDirectoryConfig"]
         .get("HostAccountConfig")
         .is_none());
@@ -132,7 +111,8 @@ fn each_plugin_renders_what_the_catalogue_builds() {
 /// same input (the AWS check names the plugin's expected form).
 #[test]
 fn bad_inputs_fail_with_the_catalogue_message() {
-    let Some(bin) = helm() else { return };
+    let tools = tools();
+    let bin = tools.helm3();
     let message = |plugin: &ccg::Plugin, input: &str| {
         plugin
             .parse(input)
@@ -187,12 +167,12 @@ fn bad_inputs_fail_with_the_catalogue_message() {
         ),
     ];
     for (host, expected) in rows {
-        let err = render(&bin, host).expect_err("helm template fails");
+        let err = render(bin, host).expect_err("helm template fails");
         assert!(
             err.contains(&expected),
             "{host:?}: expected {expected:?} in:\n{err}"
         );
     }
-    let err = render(&bin, &[("plugin", "azure")]).expect_err("not in the enum");
+    let err = render(bin, &[("plugin", "azure")]).expect_err("not in the enum");
     assert!(err.contains("plugin"), "{err}");
 }

@@ -15,20 +15,14 @@ use common::{Ca, Conn, Proto};
 /// A Secret volume as the kubelet writes it: `NAME -> ..data/NAME`, `..data -> ..<stamp>`.
 struct SecretVolume {
     dir: tempfile::TempDir,
-    generation: usize,
 }
 
 impl SecretVolume {
     fn new(cert: &str, key: &str) -> Self {
         let mut volume = Self {
             dir: tempfile::tempdir().expect("tempdir"),
-            generation: 0,
         };
         volume.swap(cert, key);
-        for name in ["tls.crt", "tls.key"] {
-            std::os::unix::fs::symlink(format!("..data/{name}"), volume.dir.path().join(name))
-                .expect("link");
-        }
         volume
     }
 
@@ -38,23 +32,14 @@ impl SecretVolume {
 
     /// Writes a new timestamped directory and atomically repoints `..data` at it.
     fn swap(&mut self, cert: &str, key: &str) {
-        self.generation += 1;
-        let root = self.dir.path();
-        let stamp = format!(
-            "..2026_11_24_00_00_{:02}.{}",
-            self.generation, self.generation
-        );
-        let new_dir = root.join(&stamp);
-        std::fs::create_dir(&new_dir).expect("mkdir");
-        std::fs::write(new_dir.join("tls.crt"), cert).expect("write cert");
-        std::fs::write(new_dir.join("tls.key"), key).expect("write key");
-        let tmp = root.join("..data_tmp");
-        std::os::unix::fs::symlink(&stamp, &tmp).expect("link tmp");
-        let old = std::fs::read_link(root.join("..data")).ok();
-        std::fs::rename(&tmp, root.join("..data")).expect("atomic rename");
-        if let Some(old) = old {
-            let _ = std::fs::remove_dir_all(root.join(old));
-        }
+        gmsa_certs::write::swap_dir(
+            self.dir.path(),
+            &[
+                ("tls.crt", cert.as_bytes(), 0o644),
+                ("tls.key", key.as_bytes(), 0o600),
+            ],
+        )
+        .expect("swap ..data");
     }
 }
 
