@@ -190,21 +190,35 @@ fn valid(name: &str, spec: &CredSpec) -> Check {
     }
 }
 
+/// gmsa-ad's problems about nodes (`node NAME$`) belong to `spec.nodes`; the rest to
+/// `spec.domain`.
+fn is_node_problem(p: &gmsa_ad::Problem) -> bool {
+    p.field.starts_with("node ")
+}
+
 fn domain(f: &Facts, name: &str) -> Check {
     let id = "spec.domain";
     match &f.domain {
-        Fetched::Got(report) if report.problems.is_empty() => Check::new(
-            id,
-            Group::Spec,
-            Status::Ok,
-            format!("GMSACredentialSpec {name} matches the domain (SID, GUID, names, accounts)"),
-        )
-        .details(report.notes.clone()),
         Fetched::Got(report) => {
-            let fix = report.problems.first().map(|p| p.fix.clone()).unwrap_or_default();
-            Check::new(id, Group::Spec, Status::Fail, format!("GMSACredentialSpec {name} does not match the domain: {} problem(s)", report.problems.len()))
-                .details(report.problems.iter().map(ToString::to_string))
-                .fix(fix)
+            let problems: Vec<&gmsa_ad::Problem> =
+                report.problems.iter().filter(|p| !is_node_problem(p)).collect();
+            match problems.first() {
+                None => Check::new(
+                    id,
+                    Group::Spec,
+                    Status::Ok,
+                    format!("GMSACredentialSpec {name} matches the domain (SID, GUID, names, accounts)"),
+                )
+                .details(report.notes.clone()),
+                Some(first) => Check::new(
+                    id,
+                    Group::Spec,
+                    Status::Fail,
+                    format!("GMSACredentialSpec {name} does not match the domain: {} problem(s)", problems.len()),
+                )
+                .details(problems.iter().map(ToString::to_string))
+                .fix(first.fix.clone()),
+            }
         }
         Fetched::Failed(why) => Check::new(id, Group::Spec, Status::Fail, format!("reading the domain failed: {why}"))
             .fix("check --server, --ca-file and the bind credentials (gmsa spec verify takes the same flags)"),
@@ -264,60 +278,45 @@ fn nodes(f: &Facts, spec: &CredSpec) -> Check {
             format!("not checked: {} Windows node(s) ({}); give the LDAP flags of gmsa spec verify (--server …) to check that their computer accounts may retrieve the gMSA password", accounts.len(), accounts.iter().map(|(_, a)| a.as_str()).collect::<Vec<_>>().join(", ")),
         );
     };
-    let mut denied = Vec::new();
-    let mut allowed = Vec::new();
-    for r in &report.readers {
-        for (node, may) in &r.nodes {
-            if *may {
-                allowed.push(format!("{node} may retrieve {}", r.account));
-            } else {
-                denied.push((node.clone(), r.account.clone()));
-            }
-        }
-    }
-    let unseen: Vec<&str> = accounts
+    let allowed: Vec<String> = report
+        .readers
         .iter()
-        .map(|(_, a)| a.as_str())
-        .filter(|a| {
-            !report
-                .readers
+        .flat_map(|r| {
+            r.nodes
                 .iter()
-                .any(|r| r.nodes.iter().any(|(n, _)| n.eq_ignore_ascii_case(a)))
+                .filter(|(_, may)| *may)
+                .map(move |(node, _)| format!("{node} may retrieve the password of {}", r.account))
         })
         .collect();
-    if !denied.is_empty() {
-        let (node, account) = &denied[0];
-        return Check::new(
+    let problems: Vec<&gmsa_ad::Problem> = report
+        .problems
+        .iter()
+        .filter(|p| is_node_problem(p))
+        .collect();
+    match problems.first() {
+        Some(first) => Check::new(
             id,
             Group::Spec,
             Status::Fail,
-            format!("{} node account(s) may not retrieve the gMSA password: {}", denied.len(), denied.iter().map(|(n, a)| format!("{n} → {a}")).collect::<Vec<_>>().join(", ")),
+            format!(
+                "{} Windows node account(s) cannot use the gMSA: {}",
+                problems.len(),
+                problems.iter().map(|p| format!("{}: {}", p.field.trim_start_matches("node "), p.message)).collect::<Vec<_>>().join("; ")
+            ),
         )
         .details(allowed)
-        .fix(format!(
-            "on a domain-joined host: Set-ADServiceAccount -Identity {account} -PrincipalsAllowedToRetrieveManagedPassword (@((Get-ADServiceAccount {account} -Properties PrincipalsAllowedToRetrieveManagedPassword).PrincipalsAllowedToRetrieveManagedPassword) + '{node}')   (better: add the nodes to a group that may, and reboot them)"
-        ));
-    }
-    if !unseen.is_empty() {
-        return Check::new(
+        .fix(format!("{} (then restart the node or run klist purge -li 0x3e7 on it; a node whose computer name differs from its Kubernetes name: --node-account NODE=ACCOUNT$)", first.fix)),
+        None => Check::new(
             id,
             Group::Spec,
-            Status::Fail,
-            format!("no computer account found for {} in the domain: those nodes are not domain joined (or the account name differs: --node-account NODE=ACCOUNT$)", unseen.join(", ")),
+            Status::Ok,
+            format!(
+                "every Windows node's computer account may retrieve the gMSA password ({})",
+                accounts.iter().map(|(_, a)| a.as_str()).collect::<Vec<_>>().join(", ")
+            ),
         )
-        .details(allowed)
-        .fix("join the nodes to the domain, or use a CCG spec for domainless nodes (gmsa spec new --ccg …)");
+        .details(allowed),
     }
-    Check::new(
-        id,
-        Group::Spec,
-        Status::Ok,
-        format!(
-            "every Windows node's computer account may retrieve the gMSA password ({})",
-            accounts.len()
-        ),
-    )
-    .details(allowed)
 }
 
 #[cfg(test)]
@@ -415,11 +414,16 @@ mod tests {
                 |f| {
                     if let Fetched::Got(r) = &mut f.domain {
                         r.readers[0].nodes[0].1 = false;
+                        r.problems.push(gmsa_ad::Problem {
+                            field: "node WINNODE1$".into(),
+                            message: "may not retrieve the password of gMSA WebApp01: neither it nor any of its groups is in msDS-GroupMSAMembership".into(),
+                            fix: "add the node or a group it is in: Set-ADServiceAccount WebApp01 -PrincipalsAllowedToRetrieveManagedPassword <group>".into(),
+                        });
                     }
                 },
                 "spec.nodes",
                 Status::Fail,
-                "WINNODE1$ → WebApp01",
+                "WINNODE1$: may not retrieve the password of gMSA WebApp01",
                 "PrincipalsAllowedToRetrieveManagedPassword",
             ),
             (
@@ -427,12 +431,17 @@ mod tests {
                 |f| {
                     if let Fetched::Got(r) = &mut f.domain {
                         r.readers[0].nodes.clear();
+                        r.problems.push(gmsa_ad::Problem {
+                            field: "node WINNODE1$".into(),
+                            message: "no computer account `WINNODE1$` in contoso.com".into(),
+                            fix: "check the node's computer name".into(),
+                        });
                     }
                 },
                 "spec.nodes",
                 Status::Fail,
-                "no computer account found for WINNODE1$",
-                "join the nodes",
+                "no computer account `WINNODE1$`",
+                "--node-account NODE=ACCOUNT$",
             ),
             (
                 "no windows nodes",
