@@ -931,3 +931,119 @@ fn verify_by_name_reads_the_spec_from_the_cluster() {
     );
     drop(server);
 }
+
+/// `gmsa doctor -o json` against testkit's fake cluster serving `setup` and the real DC:
+/// (exit code, the checks by id).
+fn doctor_with_dc(dc: &Dc, setup: gmsa_testkit::setup::Setup) -> (Option<i32>, Value) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let shared = std::sync::Arc::new(std::sync::Mutex::new(setup));
+    let server = runtime.block_on(gmsa_testkit::FakeApiServer::start(
+        gmsa_testkit::setup::Setup::router(shared),
+    ));
+    let dir = temp();
+    let kubeconfig = server.write_kubeconfig(dir.path());
+    let mut args: Vec<String> = [
+        "doctor",
+        "-n",
+        "apps",
+        "--service-account",
+        "webapp",
+        "--spec",
+        "webapp01",
+        "-o",
+        "json",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(dc_args(dc));
+    args.extend(["--kubeconfig".into(), kubeconfig.display().to_string()]);
+    let out = Command::new(gmsa_bin())
+        .args(&args)
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("running gmsa doctor");
+    let (stdout, stderr) = text(&out);
+    let report: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
+    drop(server);
+    (out.status.code(), report)
+}
+
+fn check<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["id"] == id))
+        .unwrap_or_else(|| panic!("no check {id}: {report:#}"))
+}
+
+/// The fake cluster's healthy set-up holding `spec` as webapp01, with Windows nodes `nodes`.
+fn doctor_setup(spec: Value, nodes: &[&str]) -> gmsa_testkit::setup::Setup {
+    let mut setup = gmsa_testkit::setup::Setup::healthy(gmsa_crd::crd_value());
+    setup.specs[0]["credspec"] = spec;
+    setup.nodes = nodes
+        .iter()
+        .map(|n| {
+            json!({"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": n, "labels": {"kubernetes.io/os": "windows"}}})
+        })
+        .collect();
+    setup
+}
+
+#[test]
+fn doctor_checks_the_spec_and_each_windows_node_against_the_dc() {
+    let dc = dc_or_skip!();
+    // Node names as Kubernetes shows them (lower case, FQDN); their computer accounts are
+    // NODE1$ (allowed directly) and NODE2$ (through the group).
+    let nodes = [
+        format!("{}.{}", NODE_DIRECT.to_ascii_lowercase(), dc.dns_name),
+        NODE_VIA_GROUP.to_ascii_lowercase(),
+    ];
+    let node_refs: Vec<&str> = nodes.iter().map(String::as_str).collect();
+    let (code, report) = doctor_with_dc(dc, doctor_setup(generated_spec(dc), &node_refs));
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(check(&report, "spec.domain")["status"], "ok", "{report:#}");
+    let nodes_check = check(&report, "spec.nodes");
+    assert_eq!(nodes_check["status"], "ok", "{report:#}");
+    assert_has(
+        nodes_check["message"].as_str().unwrap_or_default(),
+        &format!("({NODE_DIRECT}$, {NODE_VIA_GROUP}$)"),
+    );
+    assert_eq!(report["summary"]["fail"], 0);
+}
+
+#[test]
+fn doctor_finds_a_wrong_sid_and_a_node_that_may_not_retrieve_the_password() {
+    let dc = dc_or_skip!();
+    let mut wrong = generated_spec(dc);
+    wrong["DomainJoinConfig"]["Sid"] = json!("S-1-5-21-1111111111-2222222222-3333333333");
+    let denied = NODE_DENIED.to_ascii_lowercase();
+    let (code, report) = doctor_with_dc(dc, doctor_setup(wrong, &[&denied]));
+    assert_eq!(code, Some(1), "{report:#}");
+    let domain = check(&report, "spec.domain");
+    assert_eq!(domain["status"], "fail", "{report:#}");
+    assert_has(&domain["details"].to_string(), "DomainJoinConfig.Sid");
+    assert!(
+        domain["fix"].as_str().is_some_and(|f| !f.is_empty()),
+        "{domain}"
+    );
+    let nodes = check(&report, "spec.nodes");
+    assert_eq!(nodes["status"], "fail", "{report:#}");
+    assert_has(
+        nodes["message"].as_str().unwrap_or_default(),
+        &format!("{NODE_DENIED}$: may not retrieve the password of gMSA {GMSA}"),
+    );
+    assert_has(
+        nodes["fix"].as_str().unwrap_or_default(),
+        "group-msa-membership add",
+    );
+    // Every other check passed: exactly these two fail.
+    let failed: Vec<&str> = report["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["status"] == "fail")
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert_eq!(failed, ["spec.domain", "spec.nodes"], "{report:#}");
+}
