@@ -14,6 +14,8 @@
 //!   `resourceNames`), credspecs (cluster-scoped, names prefixed `gmsa-e2e-`), and
 //!   [`TestNamespace::accepts`] / [`TestNamespace::rejects`]: a server-side dry-run pod create,
 //!   which goes through the installed webhooks without scheduling anything.
+//! - [`TestNamespace::revoke_use`] / [`TestNamespace::set_ca_bundle`]: break a grant or the
+//!   registration's trust, for the doctor scenarios.
 //! - [`TestNamespace::register_webhook`]: registers a [`LocalWebhook`] (the webhook running in
 //!   this process) by `url` with its `caBundle`, for this namespace only, with the chart's
 //!   rules (mutate: pods CREATE, pods/ephemeralcontainers UPDATE; validate: pods CREATE and
@@ -435,6 +437,42 @@ impl TestNamespace {
             .create(&PostParams::default(), &binding)
             .await
             .with_context(|| format!("binding {service_account} to use {spec}"))?;
+        Ok(())
+    }
+
+    /// Takes back what [`TestNamespace::grant_use`] gave `service_account` (deletes its
+    /// RoleBinding; the Role stays for other accounts).
+    pub async fn revoke_use(&self, service_account: &str, spec: &str) -> Result<()> {
+        let name = format!("{service_account}-use-{spec}");
+        Api::<RoleBinding>::namespaced(self.client.clone(), &self.name)
+            .delete(&name, &DeleteParams::default())
+            .await
+            .with_context(|| format!("deleting RoleBinding {}/{name}", self.name))?;
+        Ok(())
+    }
+
+    /// Sets `caBundle` of every entry of the webhook configurations
+    /// [`TestNamespace::register_webhook`] made to `ca_pem` (e.g. another CA's, to break trust).
+    pub async fn set_ca_bundle(&self, ca_pem: &str) -> Result<()> {
+        use base64::Engine as _;
+        let bundle = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+        let patch = |entries: Vec<String>| json!({"webhooks": entries.iter().map(|name| json!({"name": name, "clientConfig": {"caBundle": bundle}})).collect::<Vec<_>>()});
+        Api::<MutatingWebhookConfiguration>::all(self.client.clone())
+            .patch(
+                &self.name,
+                &PatchParams::default(),
+                &Patch::Strategic(patch(vec![LOCAL_MUTATE_HOOK.into()])),
+            )
+            .await
+            .context("patching the mutating caBundle")?;
+        Api::<ValidatingWebhookConfiguration>::all(self.client.clone())
+            .patch(
+                &self.name,
+                &PatchParams::default(),
+                &Patch::Strategic(patch(vec![LOCAL_VALIDATE_HOOK.into()])),
+            )
+            .await
+            .context("patching the validating caBundle")?;
         Ok(())
     }
 

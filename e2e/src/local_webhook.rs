@@ -12,6 +12,8 @@
 //!   harness uses.
 //! - [`LocalWebhook::rotate`]: a new serving certificate from the same CA, swapped in through
 //!   the `..data` symlink as the kubelet does when a Secret changes.
+//! - [`LocalWebhook::serve_expired`]: an expired serving certificate, for the doctor
+//!   scenarios.
 //! - [`LocalWebhook::metric`]: a value from the admin port's `/metrics`.
 
 use std::net::{IpAddr, SocketAddr};
@@ -76,7 +78,20 @@ impl TestCa {
     /// A serving certificate for `host` (an IP SAN for an address, else a DNS SAN), valid
     /// until January 1st of `until_year`; returns (certificate PEM, key PEM).
     fn leaf(&self, host: &str, until_year: i32) -> Result<(String, String)> {
+        self.leaf_between(host, None, until_year)
+    }
+
+    /// Like [`TestCa::leaf`], valid from January 1st of `from_year` when given.
+    fn leaf_between(
+        &self,
+        host: &str,
+        from_year: Option<i32>,
+        until_year: i32,
+    ) -> Result<(String, String)> {
         let mut params = CertificateParams::new(vec![host.to_string()])?;
+        if let Some(from) = from_year {
+            params.not_before = rcgen::date_time_ymd(from, 1, 1);
+        }
         params
             .distinguished_name
             .push(DnType::CommonName, "gmsa-e2e local webhook");
@@ -177,6 +192,21 @@ impl LocalWebhook {
         let (cert, key) = self.ca.leaf(&self.host, self.until_year)?;
         write_pair(self.certs.path(), &cert, &key)?;
         Ok(rcgen::date_time_ymd(self.until_year, 1, 1).unix_timestamp())
+    }
+
+    /// Swaps in a serving certificate from the same CA that expired on January 1st, 2021, and
+    /// returns once the webhook serves it (it loads an expired pair, with a warning: the API
+    /// server then refuses to call it).
+    pub async fn serve_expired(&mut self) -> Result<()> {
+        let (cert, key) = self.ca.leaf_between(&self.host, Some(2020), 2021)?;
+        write_pair(self.certs.path(), &cert, &key)?;
+        let want = rcgen::date_time_ymd(2021, 1, 1).unix_timestamp();
+        wait_for(
+            Duration::from_secs(30),
+            "the webhook to serve the expired certificate",
+            || async { Ok(self.served_not_after().await? == want) },
+        )
+        .await
     }
 
     /// notAfter (Unix seconds) of the certificate the webhook serves now.
