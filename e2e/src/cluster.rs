@@ -51,6 +51,9 @@ pub use crate::local_webhook::{LocalWebhook, LocalWebhookOptions};
 /// Name of the webhook entries the chart installs (mutating and validating).
 pub const WEBHOOK_NAME: &str = "admission-webhook.windows-gmsa.sigs.k8s.io";
 
+/// The label on a CRD the harness installed (and `scripts/e2e-cluster` removes).
+pub const CRD_LABEL: (&str, &str) = ("app.kubernetes.io/managed-by", "gmsa-e2e");
+
 /// Prefix of everything the harness creates.
 pub const PREFIX: &str = "gmsa-e2e-";
 
@@ -156,9 +159,12 @@ impl Cluster {
     }
 
     /// Installs the GMSACredentialSpec CRD this build generates (server-side apply, field
-    /// manager `gmsa-e2e`) when the cluster has none, and waits until it is established, so
-    /// every scenario runs on a bare API server. An installed CRD is left as it is. The CRD
-    /// stays after the run (it is cluster-wide; the cluster is a disposable test cluster).
+    /// manager `gmsa-e2e`, labelled [`CRD_LABEL`]) when the cluster has none, and waits until
+    /// it is established, so every scenario runs on a bare API server. An installed CRD is left
+    /// as it is. The CRD stays after the run: each test is its own process (nextest), and
+    /// deleting a CRD deletes every GMSACredentialSpec, those of scenarios still running in
+    /// other processes included; `scripts/e2e-cluster` removes it once every scenario ended
+    /// (`kubectl delete crd -l app.kubernetes.io/managed-by=gmsa-e2e`).
     pub async fn ensure_crd(&self) -> Result<()> {
         let established = |crd: &Option<CustomResourceDefinition>| {
             crd.as_ref()
@@ -174,7 +180,12 @@ impl Cluster {
             return Ok(());
         }
         if crd.is_none() {
-            let manifest = gmsa_crd::crd().context("generating the CRD")?;
+            let mut manifest = gmsa_crd::crd().context("generating the CRD")?;
+            manifest
+                .metadata
+                .labels
+                .get_or_insert_default()
+                .insert(CRD_LABEL.0.into(), CRD_LABEL.1.into());
             let name = format!("{}.{}", gmsa_crd::PLURAL, gmsa_crd::GROUP);
             Api::<CustomResourceDefinition>::all(self.client())
                 .patch(&name, &PatchParams::apply("gmsa-e2e").force(), &Patch::Apply(&manifest))

@@ -130,6 +130,14 @@ async fn harness_connects_probes_and_cleans_up() {
             .map(|c| c["spec"]["names"]["kind"].clone()),
         Some("GMSACredentialSpec".into())
     );
+    assert_eq!(
+        crd.lock()
+            .expect("lock")
+            .as_ref()
+            .map(|c| c["metadata"]["labels"]["app.kubernetes.io/managed-by"].clone()),
+        Some("gmsa-e2e".into()),
+        "labelled for removal by scripts/e2e-cluster"
+    );
     assert!(cluster.has_webhook().await.expect("probe webhook"));
     assert!(cluster.require_webhook("harness").await);
     let ns_name = cluster
