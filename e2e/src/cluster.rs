@@ -223,6 +223,49 @@ impl Cluster {
         installed
     }
 
+    /// What the cluster's authorizer answers (a SubjectAccessReview) for service account
+    /// `namespace/name` making `req`.
+    pub async fn allows(
+        &self,
+        namespace: &str,
+        name: &str,
+        req: &crate::rbac::Request<'_>,
+    ) -> Result<bool> {
+        use k8s_openapi::api::authorization::v1::{
+            ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+        };
+        let (resource, subresource) = match req.resource.split_once('/') {
+            Some((r, s)) => (r, Some(s.to_string())),
+            None => (req.resource, None),
+        };
+        let review = SubjectAccessReview {
+            spec: SubjectAccessReviewSpec {
+                user: Some(format!("system:serviceaccount:{namespace}:{name}")),
+                groups: Some(vec![
+                    "system:serviceaccounts".into(),
+                    format!("system:serviceaccounts:{namespace}"),
+                    "system:authenticated".into(),
+                ]),
+                resource_attributes: Some(ResourceAttributes {
+                    verb: Some(req.verb.into()),
+                    group: Some(req.group.into()),
+                    resource: Some(resource.into()),
+                    subresource,
+                    name: req.name.map(str::to_string),
+                    namespace: req.namespace.map(str::to_string),
+                    ..ResourceAttributes::default()
+                }),
+                ..SubjectAccessReviewSpec::default()
+            },
+            ..SubjectAccessReview::default()
+        };
+        let answer = Api::<SubjectAccessReview>::all(self.client())
+            .create(&PostParams::default(), &review)
+            .await
+            .with_context(|| format!("a SubjectAccessReview for {namespace}/{name}: {req:?}"))?;
+        Ok(answer.status.is_some_and(|s| s.allowed))
+    }
+
     /// Whether a mutating webhook configuration has an entry named [`WEBHOOK_NAME`] (the chart
     /// is installed).
     pub async fn has_webhook(&self) -> Result<bool> {

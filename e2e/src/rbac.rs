@@ -28,6 +28,84 @@ pub struct Request<'a> {
     pub namespace: Option<&'a str>,
 }
 
+/// What no ServiceAccount of the release may do once an install or upgrade has succeeded
+/// (issue 11: no standing power over the cluster's signers, no `use` of a spec).
+pub const FORBIDDEN: [Request<'static>; 6] = [
+    Request {
+        verb: "approve",
+        group: "certificates.k8s.io",
+        resource: "signers",
+        name: Some("kubernetes.io/kubelet-serving"),
+        namespace: None,
+    },
+    Request {
+        verb: "approve",
+        group: "certificates.k8s.io",
+        resource: "signers",
+        name: Some("example.com/any"),
+        namespace: None,
+    },
+    Request {
+        verb: "update",
+        group: "certificates.k8s.io",
+        resource: "certificatesigningrequests/approval",
+        name: Some("node-csr-x"),
+        namespace: None,
+    },
+    Request {
+        verb: "list",
+        group: "certificates.k8s.io",
+        resource: "certificatesigningrequests",
+        name: None,
+        namespace: None,
+    },
+    Request {
+        verb: "delete",
+        group: "certificates.k8s.io",
+        resource: "certificatesigningrequests",
+        name: Some("node-csr-x"),
+        namespace: None,
+    },
+    Request {
+        verb: "use",
+        group: "windows.k8s.io",
+        resource: "gmsacredentialspecs",
+        name: Some("webapp01"),
+        namespace: Some("demo"),
+    },
+];
+/// What the webhook's own ServiceAccount needs (read specs, ask access reviews).
+pub const WEBHOOK_NEEDS: [Request<'static>; 4] = [
+    Request {
+        verb: "get",
+        group: "windows.k8s.io",
+        resource: "gmsacredentialspecs",
+        name: Some("webapp01"),
+        namespace: None,
+    },
+    Request {
+        verb: "list",
+        group: "windows.k8s.io",
+        resource: "gmsacredentialspecs",
+        name: None,
+        namespace: None,
+    },
+    Request {
+        verb: "watch",
+        group: "windows.k8s.io",
+        resource: "gmsacredentialspecs",
+        name: None,
+        namespace: None,
+    },
+    Request {
+        verb: "create",
+        group: "authorization.k8s.io",
+        resource: "localsubjectaccessreviews",
+        name: None,
+        namespace: Some("demo"),
+    },
+];
+
 fn strings(v: &Value) -> Vec<&str> {
     v.as_array()
         .map(|a| a.iter().filter_map(Value::as_str).collect())

@@ -23,82 +23,8 @@ fn persistent(r: &Rendered) -> Vec<Value> {
 /// and cannot `use` a spec itself. Only the opt-in renewal CronJob's account keeps CSR rights.
 #[test]
 fn after_install_no_account_of_the_release_can_approve_list_or_delete_csrs() {
-    use gmsa_e2e::rbac::{allows, Request};
-    let csr = "certificates.k8s.io";
-    let forbidden = [
-        Request {
-            verb: "approve",
-            group: csr,
-            resource: "signers",
-            name: Some("kubernetes.io/kubelet-serving"),
-            namespace: None,
-        },
-        Request {
-            verb: "approve",
-            group: csr,
-            resource: "signers",
-            name: Some("example.com/any"),
-            namespace: None,
-        },
-        Request {
-            verb: "update",
-            group: csr,
-            resource: "certificatesigningrequests/approval",
-            name: Some("node-csr-x"),
-            namespace: None,
-        },
-        Request {
-            verb: "list",
-            group: csr,
-            resource: "certificatesigningrequests",
-            name: None,
-            namespace: None,
-        },
-        Request {
-            verb: "delete",
-            group: csr,
-            resource: "certificatesigningrequests",
-            name: Some("node-csr-x"),
-            namespace: None,
-        },
-        Request {
-            verb: "use",
-            group: "windows.k8s.io",
-            resource: "gmsacredentialspecs",
-            name: Some("webapp01"),
-            namespace: Some("demo"),
-        },
-    ];
-    let webhook_needs = [
-        Request {
-            verb: "get",
-            group: "windows.k8s.io",
-            resource: "gmsacredentialspecs",
-            name: Some("webapp01"),
-            namespace: None,
-        },
-        Request {
-            verb: "list",
-            group: "windows.k8s.io",
-            resource: "gmsacredentialspecs",
-            name: None,
-            namespace: None,
-        },
-        Request {
-            verb: "watch",
-            group: "windows.k8s.io",
-            resource: "gmsacredentialspecs",
-            name: None,
-            namespace: None,
-        },
-        Request {
-            verb: "create",
-            group: "authorization.k8s.io",
-            resource: "localsubjectaccessreviews",
-            name: None,
-            namespace: Some("demo"),
-        },
-    ];
+    use gmsa_e2e::rbac::{allows, FORBIDDEN, WEBHOOK_NEEDS};
+    let (forbidden, webhook_needs) = (FORBIDDEN, WEBHOOK_NEEDS);
     let ca_set = format!("certificates.caBundle={TEST_CA_BUNDLE}");
     let modes: [(&str, Vec<&str>); 5] = [
         ("csr", vec![]),
