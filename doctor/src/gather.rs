@@ -300,11 +300,22 @@ async fn webhook_side(r: &Reader, f: &mut Facts, ns: &str, name: &str, port: i32
     f.serving_secret = match &f.serving_secret_name {
         Some(s) => {
             let secrets: Api<Secret> = Api::namespaced(c.clone(), ns);
-            r.read(
-                &format!("get secrets in namespace {ns}"),
-                secrets.get_opt(s),
-            )
-            .await
+            let mut read = r
+                .read(
+                    &format!("get secrets in namespace {ns}"),
+                    secrets.get_opt(s),
+                )
+                .await;
+            // Only the certificates are checked: the private key is dropped at once, so no
+            // later print of the facts can show it.
+            if let Fetched::Got(Some(secret)) = &mut read {
+                if let Some(data) = secret.data.as_mut() {
+                    data.retain(|k, _| k == "tls.crt" || k == "ca.crt");
+                }
+                secret.string_data = None;
+                secret.metadata.managed_fields = None;
+            }
+            read
         }
         None => Fetched::NotAsked("the webhook's Deployment mounts no Secret".into()),
     };

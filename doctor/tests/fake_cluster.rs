@@ -215,6 +215,25 @@ async fn each_broken_set_up_fails_exactly_its_check() {
 }
 
 #[tokio::test]
+async fn the_serving_key_is_dropped_as_soon_as_it_is_read() {
+    let shared = Arc::new(Mutex::new(healthy()));
+    let server = FakeApiServer::start(Setup::router(shared)).await;
+    let opts = Options {
+        target: target(),
+        probe_pod: None,
+        ldap: None,
+        timeout: Duration::from_secs(5),
+    };
+    let facts = gather(client(&server), &opts).await;
+    let Some(Some(secret)) = facts.serving_secret.got() else {
+        panic!("the Secret was read: {:?}", facts.serving_secret);
+    };
+    let keys: Vec<&String> = secret.data.iter().flat_map(|d| d.keys()).collect();
+    assert_eq!(keys, ["ca.crt", "tls.crt"]);
+    assert!(!format!("{facts:?}").contains("PRIVATE KEY"));
+}
+
+#[tokio::test]
 async fn the_probe_pod_is_a_windows_pod_naming_the_spec_under_the_service_account() {
     let shared = Arc::new(Mutex::new(healthy()));
     let server = FakeApiServer::start(Setup::router(shared)).await;
