@@ -191,12 +191,15 @@ impl Report {
                 } else {
                     "fix"
                 };
-                let mut lines = fix.lines();
-                if let Some(first) = lines.next() {
-                    let _ = writeln!(out, "         {label}: {first}");
-                }
-                for line in lines {
-                    let _ = writeln!(out, "           {line}");
+                if fix.contains('\n') {
+                    // A command block or a manifest: flush left, so it can be copied as is
+                    // (heredoc terminators and `---` must start their line).
+                    let _ = writeln!(out, "         {label}:");
+                    for line in fix.lines() {
+                        let _ = writeln!(out, "{line}");
+                    }
+                } else {
+                    let _ = writeln!(out, "         {label}: {fix}");
                 }
             }
         }
@@ -269,7 +272,7 @@ mod tests {
         assert!(text.starts_with("GMSACredentialSpec CRD\n"), "{text}");
         assert!(text.contains("[  ok] crd.installed: established"), "{text}");
         assert!(text.contains("\nWebhook configurations\n"), "{text}");
-        assert!(text.contains("[FAIL] webhook.service: no endpoints\n         Service gmsa/gmsa\n         fix: kubectl -n gmsa rollout status deploy/gmsa\n           kubectl -n gmsa get pods\n"), "{text}");
+        assert!(text.contains("[FAIL] webhook.service: no endpoints\n         Service gmsa/gmsa\n         fix:\nkubectl -n gmsa rollout status deploy/gmsa\nkubectl -n gmsa get pods\n"), "{text}");
         assert!(
             text.contains("[skip] rbac.use: no right\n         to check: grant it"),
             "{text}"
