@@ -2,8 +2,8 @@
 //! on the mutated pod, as the API server does) and prints the decisions, the warnings and the
 //! patched pod. Answers "why was my pod denied?" before `kubectl apply`.
 //!
-//! The rules run in-process (`gmsa_webhook::review::Admitter`) over a directory of spec
-//! manifests or the cluster from the kubeconfig, or remotely by POSTing the same
+//! The rules run in-process (`gmsa_webhook::admission_review::Admitter`) over a directory of
+//! spec manifests or the cluster from the kubeconfig, or remotely by POSTing the same
 //! AdmissionReviews to a running webhook. Output is YAML: decisions as `#` comments, then the
 //! patched pod, so `gmsa review pod.yaml > patched.yaml` works. Exit status 1 when denied.
 
@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use base64::Engine as _;
+use gmsa_webhook::admission::Hook;
+use gmsa_webhook::admission_review::{Admitter, Options};
 use gmsa_webhook::lookup::{Authorizer, SpecStore};
-use gmsa_webhook::review::{Admitter, Options, ReviewKind};
 use serde::Deserialize as _;
 use serde_json::{json, Value};
 
@@ -80,13 +81,13 @@ enum Backend {
 }
 
 impl Backend {
-    async fn review(&self, kind: ReviewKind, body: Vec<u8>) -> anyhow::Result<Vec<u8>> {
+    async fn review(&self, kind: Hook, body: Vec<u8>) -> anyhow::Result<Vec<u8>> {
         match self {
             Self::Local(admitter) => Ok(admitter.handle(kind, &body).await.body),
             Self::Remote(client) => {
                 let path = match kind {
-                    ReviewKind::Mutate => "/mutate",
-                    ReviewKind::Validate => "/validate",
+                    Hook::Mutate => "/mutate",
+                    Hook::Validate => "/validate",
                 };
                 client.post(path, body).await
             }
@@ -258,7 +259,7 @@ async fn backend(
     );
     let authz = gmsa_webhook::kube_backend::KubeAuthorizer::new(
         client,
-        gmsa_webhook::kube_backend::AuthzConfig {
+        gmsa_webhook::kube_backend::AuthorizerConfig {
             timeout,
             ..Default::default()
         },
@@ -402,10 +403,10 @@ async fn review_pod(
         "# pod {shown:?} in namespace {namespace:?}, service account {service_account:?}\n"
     );
 
-    for kind in [ReviewKind::Mutate, ReviewKind::Validate] {
+    for kind in [Hook::Mutate, Hook::Validate] {
         let label = match kind {
-            ReviewKind::Mutate => "mutate",
-            ReviewKind::Validate => "validate",
+            Hook::Mutate => "mutate",
+            Hook::Validate => "validate",
         };
         let uid = format!("gmsa-review-{}-{index}-{label}", std::process::id());
         let body = review_body(&uid, &namespace, &pod)?;
