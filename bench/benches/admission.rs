@@ -11,10 +11,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use gmsa_bench::bodies::{credspec_for, review, Case, Kind, SPEC_NAMES};
+use gmsa_webhook::admission::Hook;
+use gmsa_webhook::admission_review::{Admitter, Options, Verdict};
 use gmsa_webhook::lookup::{
-    Authorizer, AuthzDecision, CredSpecEntry, Freshness, LookupError, SpecLookup, SpecStore,
+    Authorizer, CredSpecEntry, Freshness, LookupError, SpecLookup, SpecStore, UseDecision,
 };
-use gmsa_webhook::review::{Admitter, Options, Outcome, ReviewKind};
 
 /// Specs held in a map: what the watch cache answers in steady state.
 struct MemorySpecs(HashMap<String, CredSpecEntry>);
@@ -42,13 +43,8 @@ struct AllowAll;
 
 #[async_trait]
 impl Authorizer for AllowAll {
-    async fn may_use(
-        &self,
-        _ns: &str,
-        _sa: &str,
-        _spec: &str,
-    ) -> Result<AuthzDecision, LookupError> {
-        Ok(AuthzDecision {
+    async fn may_use(&self, _ns: &str, _sa: &str, _spec: &str) -> Result<UseDecision, LookupError> {
+        Ok(UseDecision {
             allowed: true,
             reason: None,
         })
@@ -70,13 +66,13 @@ fn admission(c: &mut Criterion) {
         for kind in Kind::ALL {
             let body = review(case, kind, "webapp");
             let review_kind = match kind {
-                Kind::Mutate => ReviewKind::Mutate,
-                Kind::Validate => ReviewKind::Validate,
+                Kind::Mutate => Hook::Mutate,
+                Kind::Validate => Hook::Validate,
             };
             // Measure the path a real cluster takes, not a denial.
             let handled = futures::executor::block_on(admitter.handle(review_kind, &body));
             assert!(
-                !matches!(handled.outcome, Outcome::Denied { .. }),
+                !matches!(handled.verdict, Verdict::Denied { .. }),
                 "{} {}: denied: {}",
                 case.label(),
                 kind.label(),

@@ -8,7 +8,7 @@ use base64::Engine as _;
 use gmsa_certs::assess::{assess, Material};
 use gmsa_certs::ca::{CaBundle, CaSource};
 use gmsa_certs::cert::{inspect, now_unix, parse_pem_chain, rfc3339};
-use gmsa_certs::flow::{issue, Action, IssueOptions, Outcome, Progress};
+use gmsa_certs::flow::{issue, Action, IssueOptions, IssueReport, Progress};
 use gmsa_certs::request::CertRequest;
 use gmsa_certs::CertsError;
 use gmsa_testkit::csr::{Call, CsrApi, SignerMode};
@@ -62,7 +62,7 @@ fn writes(env: &Env) -> Vec<String> {
         .collect()
 }
 
-async fn run(env: &Env, o: &IssueOptions) -> (Result<Outcome, CertsError>, Vec<Progress>) {
+async fn run(env: &Env, o: &IssueOptions) -> (Result<IssueReport, CertsError>, Vec<Progress>) {
     let events = Mutex::new(Vec::new());
     let record = |p: &Progress| events.lock().expect("lock").push(p.clone());
     let result = issue(env.server.client(), o, &record).await;

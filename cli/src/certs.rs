@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use gmsa_certs::cert::{inspect, key_matches, now_unix, parse_pem_chain, rfc3339, CertInfo};
 use gmsa_certs::duration::{format_duration, format_secs, parse_duration, secs};
-use gmsa_certs::flow::{issue, Action, IssueOptions, Outcome, Progress};
+use gmsa_certs::flow::{issue, Action, IssueOptions, IssueReport, Progress};
 use gmsa_certs::keys::{load_key, KeyType};
 use gmsa_certs::request::{CertRequest, KUBELET_SERVING};
 use gmsa_certs::write::secret_texts;
@@ -242,12 +242,12 @@ async fn run_issue(args: IssueArgs, renew: bool) -> anyhow::Result<ExitCode> {
     opts.renew_before = args.renew_before;
     opts.dry_run = args.dry_run;
 
-    let outcome = issue(client, &opts, &progress).await?;
+    let report = issue(client, &opts, &progress).await?;
     match args.output {
         Output::Json => {
-            println!("{}", serde_json::to_string_pretty(&outcome)?);
+            println!("{}", serde_json::to_string_pretty(&report)?);
         }
-        Output::Text => print_outcome(&outcome, &opts)?,
+        Output::Text => print_report(&report, &opts)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -278,16 +278,16 @@ fn print_cert(out: &mut impl std::io::Write, info: &CertInfo) -> std::io::Result
     writeln!(out, "  Serial:     {}", info.serial)
 }
 
-fn print_outcome(outcome: &Outcome, opts: &IssueOptions) -> anyhow::Result<()> {
+fn print_report(report: &IssueReport, opts: &IssueOptions) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    match outcome.action {
+    match report.action {
         Action::Issued => writeln!(
             out,
             "Issued a certificate for {} (CSR {}, signer {}): {}",
             opts.request.service_host(),
-            outcome.csr_name,
-            outcome.signer,
-            outcome.reason
+            report.csr_name,
+            report.signer,
+            report.reason
         )?,
         Action::Unchanged => writeln!(
             out,
@@ -296,35 +296,35 @@ fn print_outcome(outcome: &Outcome, opts: &IssueOptions) -> anyhow::Result<()> {
         )?,
         Action::DryRun => {
             writeln!(out, "Dry run: nothing was changed.")?;
-            if let Some(csr) = &outcome.csr_object {
+            if let Some(csr) = &report.csr_object {
                 writeln!(out, "Would create this CertificateSigningRequest:")?;
                 writeln!(out, "---")?;
                 write!(out, "{}", serde_norway::to_string(csr)?)?;
             } else {
-                writeln!(out, "No certificate would be issued: {}.", outcome.reason)?;
+                writeln!(out, "No certificate would be issued: {}.", report.reason)?;
             }
             writeln!(out, "API calls (reads were made; writes were not):")?;
-            for call in &outcome.calls {
+            for call in &report.calls {
                 writeln!(out, "  {} {}  # {}", call.method, call.path, call.what)?;
             }
             return Ok(());
         }
     }
-    if let Some(secret) = &outcome.secret {
+    if let Some(secret) = &report.secret {
         writeln!(out, "  Secret:     {secret}")?;
     }
-    if let Some(dir) = &outcome.certs_dir {
+    if let Some(dir) = &report.certs_dir {
         writeln!(out, "  Directory:  {}", dir.display())?;
     }
-    if let Some(info) = &outcome.certificate {
+    if let Some(info) = &report.certificate {
         print_cert(&mut out, info)?;
     }
-    writeln!(out, "  CA bundle:  {}", outcome.ca_source)?;
-    if !outcome.webhooks_patched.is_empty() {
+    writeln!(out, "  CA bundle:  {}", report.ca_source)?;
+    if !report.webhooks_patched.is_empty() {
         writeln!(
             out,
             "  caBundle set in: {}",
-            outcome.webhooks_patched.join(", ")
+            report.webhooks_patched.join(", ")
         )?;
     }
     Ok(())

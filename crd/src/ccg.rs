@@ -8,8 +8,8 @@
 
 use std::fmt;
 
+use crate::guid::is_guid;
 use crate::name::{is_label, is_subdomain};
-use crate::validate::is_guid;
 
 /// One CCG plugin.
 #[derive(Debug)]

@@ -79,6 +79,7 @@ pub mod apply;
 pub mod ccg;
 pub mod crd_manifest;
 pub mod credspec;
+mod guid;
 pub mod input;
 pub mod name;
 pub mod resource;

@@ -10,6 +10,7 @@ use crate::ccg;
 use crate::credspec::{
     CredSpec, DomainJoinConfig, HostAccountConfig, ACTIVE_DIRECTORY_PLUGIN, PORTABLE_CCG_VERSION,
 };
+use crate::guid::{is_braced_guid, is_guid};
 
 /// How bad a [`Problem`] is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -506,24 +507,6 @@ fn sid_shape(sid: &str) -> SidShape {
     }
 }
 
-/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (hex, any case, no braces).
-pub fn is_guid(s: &str) -> bool {
-    let groups: Vec<&str> = s.split('-').collect();
-    let lengths = [8, 4, 4, 4, 12];
-    groups.len() == lengths.len()
-        && groups
-            .iter()
-            .zip(lengths)
-            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
-/// `{xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx}`.
-pub fn is_braced_guid(s: &str) -> bool {
-    s.strip_prefix('{')
-        .and_then(|s| s.strip_suffix('}'))
-        .is_some_and(is_guid)
-}
-
 fn is_dns_name(s: &str) -> bool {
     let s = s.strip_suffix('.').unwrap_or(s);
     !s.is_empty()
@@ -928,14 +911,5 @@ mod tests {
             p.to_string(),
             "error: DomainJoinConfig.Sid: bad (fix: fix it)"
         );
-    }
-
-    #[test]
-    fn guid_shapes() {
-        assert!(is_guid("244818AE-87ca-4fcd-92ec-e79e5252348a"));
-        assert!(!is_guid("{244818ae-87ca-4fcd-92ec-e79e5252348a}"));
-        assert!(is_braced_guid("{244818ae-87ca-4fcd-92ec-e79e5252348a}"));
-        assert!(!is_braced_guid("{244818ae87ca4fcd92ece79e5252348a}"));
-        assert!(!is_guid("244818ae-87ca-4fcd-92ec-e79e5252348g"));
     }
 }

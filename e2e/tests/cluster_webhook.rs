@@ -23,7 +23,9 @@ use anyhow::Result;
 use gmsa_e2e::cluster::{
     denial, wait_for, windows_pod, Cluster, LocalWebhook, LocalWebhookOptions, TestNamespace,
 };
-use gmsa_webhook::kube_backend::{AuthzConfig, KubeAuthorizer, KubeSpecStore, SpecStoreConfig};
+use gmsa_webhook::kube_backend::{
+    AuthorizerConfig, KubeAuthorizer, KubeSpecStore, SpecStoreConfig,
+};
 use gmsa_webhook::lookup::{Authorizer, CredSpecEntry, Freshness, SpecLookup, SpecStore};
 use k8s_openapi::api::core::v1::Pod;
 use prometheus_client::registry::Registry;
@@ -121,10 +123,10 @@ async fn backend_authorizer_follows_rbac() {
     let mut registry = Registry::default();
     let authz = KubeAuthorizer::new(
         cluster.client(),
-        AuthzConfig {
+        AuthorizerConfig {
             allowed_ttl: Duration::ZERO,
             denied_ttl: Duration::ZERO,
-            ..AuthzConfig::default()
+            ..AuthorizerConfig::default()
         },
         &mut registry,
     );

@@ -3,17 +3,17 @@
 //! Entry points: [`run`] (the binary: serve until SIGTERM/SIGINT) and [`Webhook`] (start
 //! and stop in-process, for tests and embedding), both driven by [`config::Config`].
 //!
-//! Flow of one review (see docs/design.md): bytes in (`server`, `tls`) → wire format
-//! (`review`) → lookups resolved through [`lookup::SpecStore`] and [`lookup::Authorizer`] →
-//! pure decision (`admission`) → wire format → bytes out.
+//! Flow of one admission review (see docs/design.md): bytes in (`server`, `tls`) → wire
+//! format (`admission_review`) → lookups resolved through [`lookup::SpecStore`] and
+//! [`lookup::Authorizer`] → pure decision (`admission`) → wire format → bytes out.
 
 pub mod admission;
+pub mod admission_review;
 pub mod config;
 pub mod kube_backend;
 pub mod logging;
 pub mod lookup;
 pub mod metrics;
-pub mod review;
 pub mod server;
 pub mod standalone;
 pub mod tls;
@@ -28,10 +28,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::admission_review::{Admitter, Options};
 use crate::config::Config;
 use crate::lookup::{Authorizer, SpecStore};
 use crate::metrics::Metrics;
-use crate::review::{Admitter, Options};
 use crate::server::{Limits, Readiness};
 
 /// A started webhook: both listeners bound and serving, background tasks running.
@@ -249,11 +249,11 @@ async fn lookups(
     background.push(task);
     let authz = kube_backend::KubeAuthorizer::new(
         client,
-        kube_backend::AuthzConfig {
+        kube_backend::AuthorizerConfig {
             allowed_ttl: config.authz_cache_ttl,
             denied_ttl: config.authz_cache_ttl.min(kube_backend::MAX_DENIED_TTL),
             timeout: config.api_timeout,
-            ..kube_backend::AuthzConfig::default()
+            ..kube_backend::AuthorizerConfig::default()
         },
         registry,
     );

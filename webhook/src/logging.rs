@@ -1,7 +1,7 @@
 //! Logging setup: tracing to stderr, JSON (for collectors) or text (for people).
 //!
 //! What is logged is decided where it happens; the rules are: requests at debug without
-//! bodies, one line per denial (in `review`), never a whole pod or
+//! bodies, one line per denial (in `admission_review`), never a whole pod or
 //! `HostAccountConfig.PluginInput`.
 
 use tracing_subscriber::EnvFilter;

@@ -1,7 +1,7 @@
 //! The two lookups admission needs, as traits with a Kubernetes implementation
 //! (`kube_backend`) and a standalone one (`standalone`).
 //!
-//! Admission decision code never calls these itself: the async glue in `review` resolves
+//! Admission decision code never calls these itself: the async glue in `admission_review` resolves
 //! what a request needs, then hands plain data to the pure decision functions.
 
 use std::sync::Arc;
@@ -106,7 +106,7 @@ pub trait SpecStore: Send + Sync + 'static {
 
 /// The answer to "may this service account `use` this spec?".
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AuthzDecision {
+pub struct UseDecision {
     /// `allowed && !denied` of the access review.
     pub allowed: bool,
     /// The authorizer's reason or evaluation error, when it gave one.
@@ -123,5 +123,5 @@ pub trait Authorizer: Send + Sync + 'static {
         namespace: &str,
         service_account: &str,
         spec: &str,
-    ) -> Result<AuthzDecision, LookupError>;
+    ) -> Result<UseDecision, LookupError>;
 }

@@ -106,7 +106,7 @@ label_values!(ReloadResult {
 pub struct RequestLabels {
     /// Endpoint.
     pub route: Route,
-    /// Outcome.
+    /// What happened to the request (the `outcome` label).
     pub outcome: RequestOutcome,
     /// HTTP status sent, or the denial's `status.code` for denied reviews.
     pub code: u16,

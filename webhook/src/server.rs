@@ -46,8 +46,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
+use crate::admission::Hook;
+use crate::admission_review::{Admitter, Verdict};
 use crate::metrics::{self, Metrics, RequestOutcome, Route};
-use crate::review::{Admitter, Outcome, ReviewKind};
 
 /// Limits and timeouts of the HTTPS port.
 #[derive(Clone, Debug)]
@@ -249,11 +250,11 @@ async fn info() -> Response {
 }
 
 async fn mutate(State(state): State<AppState>, request: Request) -> Response {
-    review(state, ReviewKind::Mutate, request).await
+    admit(state, Hook::Mutate, request).await
 }
 
 async fn validate(State(state): State<AppState>, request: Request) -> Response {
-    review(state, ReviewKind::Validate, request).await
+    admit(state, Hook::Validate, request).await
 }
 
 /// `application/json`, optionally with `charset=utf-8` (any case, any spacing).
@@ -284,7 +285,7 @@ fn status_only(status: StatusCode, outcome: RequestOutcome) -> Response {
     with_outcome(status.into_response(), outcome, status.as_u16())
 }
 
-async fn review(state: AppState, kind: ReviewKind, request: Request) -> Response {
+async fn admit(state: AppState, kind: Hook, request: Request) -> Response {
     let limits = &state.limits;
     let deadline = tokio::time::Instant::now() + limits.request_timeout;
     if !is_json(request.headers()) {
@@ -330,11 +331,11 @@ async fn review(state: AppState, kind: ReviewKind, request: Request) -> Response
             return status_only(StatusCode::SERVICE_UNAVAILABLE, RequestOutcome::Timeout);
         }
     };
-    let (outcome, code) = match handled.outcome {
-        Outcome::NoGmsa => (RequestOutcome::NoGmsa, 200),
-        Outcome::Allowed => (RequestOutcome::Allowed, 200),
-        Outcome::Patched => (RequestOutcome::Patched, 200),
-        Outcome::Denied { code } => (RequestOutcome::Denied, code),
+    let (outcome, code) = match handled.verdict {
+        Verdict::NoGmsa => (RequestOutcome::NoGmsa, 200),
+        Verdict::Allowed => (RequestOutcome::Allowed, 200),
+        Verdict::Patched => (RequestOutcome::Patched, 200),
+        Verdict::Denied { code } => (RequestOutcome::Denied, code),
     };
     let response = (
         [(

@@ -9,10 +9,11 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use base64::Engine as _;
+use gmsa_webhook::admission::Hook;
+use gmsa_webhook::admission_review::{Admitter, Options, Verdict};
 use gmsa_webhook::lookup::{
-    Authorizer, AuthzDecision, CredSpecEntry, Freshness, LookupError, SpecLookup, SpecStore,
+    Authorizer, CredSpecEntry, Freshness, LookupError, SpecLookup, SpecStore, UseDecision,
 };
-use gmsa_webhook::review::{Admitter, Options, Outcome, ReviewKind};
 use serde_json::Value;
 
 /// Specs by name; `cached_misses` are not in memory yet (only a live read finds them).
@@ -68,7 +69,7 @@ impl Authorizer for Rbac {
         namespace: &str,
         service_account: &str,
         spec: &str,
-    ) -> Result<AuthzDecision, LookupError> {
+    ) -> Result<UseDecision, LookupError> {
         let key = (
             namespace.to_string(),
             service_account.to_string(),
@@ -81,7 +82,7 @@ impl Authorizer for Rbac {
             return Err(e.clone());
         }
         let allowed = self.allowed.contains(&key);
-        Ok(AuthzDecision {
+        Ok(UseDecision {
             allowed,
             reason: (!allowed).then(|| "no RBAC policy matched".to_string()),
         })
@@ -109,7 +110,7 @@ fn rbac() -> Rbac {
 
 struct Capture {
     file: String,
-    kind: ReviewKind,
+    kind: Hook,
     body: Vec<u8>,
     review: Value,
 }
@@ -136,10 +137,10 @@ fn captures(version: &str) -> Vec<Capture> {
             // Route on the path alone (it carries `?timeout=10s`).
             let route = path.split('?').next().unwrap_or_default();
             let kind = if route.starts_with("/mutate") {
-                ReviewKind::Mutate
+                Hook::Mutate
             } else {
                 assert!(route.starts_with("/validate"), "{file}: {route}");
-                ReviewKind::Validate
+                Hook::Validate
             };
             let review = doc["body"].clone();
             Capture {
@@ -179,23 +180,23 @@ fn patch_paths(patch: &json_patch::Patch) -> Vec<String> {
 const CONTENTS: &str = "/securityContext/windowsOptions/gmsaCredentialSpec";
 
 /// What each captured review must give with the captured RBAC and the real spec.
-fn expected(file: &str) -> (Outcome, Vec<String>) {
+fn expected(file: &str) -> (Verdict, Vec<String>) {
     let p = |s: &str| format!("/spec{s}{CONTENTS}");
     if file.contains("-mutate-create-pod-iis-gmsa") {
         (
-            Outcome::Patched,
+            Verdict::Patched,
             vec![p(""), p("/containers/0"), p("/initContainers/0")],
         )
     } else if file.starts_with("02-") {
-        (Outcome::NoGmsa, vec![])
+        (Verdict::NoGmsa, vec![])
     } else if file.starts_with("04-") {
-        (Outcome::Patched, vec![p("/containers/0")])
+        (Verdict::Patched, vec![p("/containers/0")])
     } else if file.contains("mutate-update-ephemeralcontainers") {
-        (Outcome::Patched, vec![p("/ephemeralContainers/0")])
+        (Verdict::Patched, vec![p("/ephemeralContainers/0")])
     } else if file.starts_with("03-") {
-        (Outcome::NoGmsa, vec![])
+        (Verdict::NoGmsa, vec![])
     } else {
-        (Outcome::Allowed, vec![])
+        (Verdict::Allowed, vec![])
     }
 }
 
@@ -210,7 +211,7 @@ async fn every_captured_review_gets_the_right_answer() {
             let resp = response(&handled.body);
             let case = format!("{version}/{}", cap.file);
             let (outcome, paths) = expected(&cap.file);
-            assert_eq!(handled.outcome, outcome, "{case}: {resp}");
+            assert_eq!(handled.verdict, outcome, "{case}: {resp}");
             assert_eq!(
                 resp["response"]["uid"], cap.review["request"]["uid"],
                 "{case}: uid echoed"
@@ -223,7 +224,7 @@ async fn every_captured_review_gets_the_right_answer() {
             assert_eq!(resp["response"]["allowed"], true, "{case}: {resp}");
             let got = patch_of(&resp).map(|p| patch_paths(&p)).unwrap_or_default();
             assert_eq!(got, paths, "{case}");
-            if outcome != Outcome::NoGmsa {
+            if outcome != Verdict::NoGmsa {
                 assert_eq!(
                     resp["response"]["auditAnnotations"]["credspecs"], "webapp01",
                     "{case}"
@@ -265,7 +266,7 @@ async fn mutated_pods_pass_validation() {
         );
         for cap in captures(version)
             .into_iter()
-            .filter(|c| c.kind == ReviewKind::Mutate)
+            .filter(|c| c.kind == Hook::Mutate)
         {
             let resp = response(&admitter.handle(cap.kind, &cap.body).await.body);
             let Some(patch) = patch_of(&resp) else {
@@ -293,10 +294,10 @@ async fn mutated_pods_pass_validation() {
                 "WebApp01"
             );
             let body = serde_json::to_vec(&review).expect("serialize");
-            let handled = admitter.handle(ReviewKind::Validate, &body).await;
+            let handled = admitter.handle(Hook::Validate, &body).await;
             assert_eq!(
-                handled.outcome,
-                Outcome::Allowed,
+                handled.verdict,
+                Verdict::Allowed,
                 "{version}/{}: {}",
                 cap.file,
                 String::from_utf8_lossy(&handled.body)
@@ -337,8 +338,8 @@ async fn unauthorized_service_accounts_are_denied_403_with_names() {
         let handled = admitter.handle(cap.kind, &cap.body).await;
         let resp = response(&handled.body);
         assert_eq!(
-            handled.outcome,
-            Outcome::Denied { code: 403 },
+            handled.verdict,
+            Verdict::Denied { code: 403 },
             "{}",
             cap.file
         );
@@ -382,7 +383,7 @@ async fn a_cache_miss_is_rechecked_live_once() {
     let store = Arc::new(store);
     let admitter = Admitter::new(store.clone(), Arc::new(rbac()), Options::default());
     let handled = admitter.handle(cap.kind, &cap.body).await;
-    assert_eq!(handled.outcome, Outcome::Patched);
+    assert_eq!(handled.verdict, Verdict::Patched);
     // Three blocks name webapp01: one cached lookup, one live re-check.
     assert_eq!(store.cached_calls.load(Ordering::SeqCst), 1);
     assert_eq!(store.live_calls.load(Ordering::SeqCst), 1);
@@ -408,7 +409,7 @@ async fn lookups_that_fail_are_503_never_403() {
         Options::default(),
     );
     let handled = admitter.handle(validate.kind, &validate.body).await;
-    assert_eq!(handled.outcome, Outcome::Denied { code: 503 });
+    assert_eq!(handled.verdict, Verdict::Denied { code: 503 });
     let resp = response(&handled.body);
     let msg = resp["response"]["status"]["message"]
         .as_str()
@@ -423,7 +424,7 @@ async fn lookups_that_fail_are_503_never_403() {
     };
     let admitter = Admitter::new(Arc::new(store), Arc::new(rbac()), Options::default());
     let handled = admitter.handle(mutate.kind, &mutate.body).await;
-    assert_eq!(handled.outcome, Outcome::Denied { code: 503 });
+    assert_eq!(handled.verdict, Verdict::Denied { code: 503 });
 }
 
 #[tokio::test]
@@ -436,7 +437,7 @@ async fn pods_without_gmsa_make_no_lookup() {
         .filter(|c| c.file.starts_with("02-") || c.file.starts_with("03-"))
     {
         let handled = admitter.handle(cap.kind, &cap.body).await;
-        assert_eq!(handled.outcome, Outcome::NoGmsa, "{}", cap.file);
+        assert_eq!(handled.verdict, Verdict::NoGmsa, "{}", cap.file);
     }
     assert_eq!(store.cached_calls.load(Ordering::SeqCst), 0);
     assert_eq!(store.live_calls.load(Ordering::SeqCst), 0);
@@ -541,8 +542,8 @@ async fn malformed_reviews_are_400_and_echo_what_they_can() {
         ),
     ];
     for (case, body, code, uid, fragment) in cases {
-        let handled = admitter.handle(ReviewKind::Validate, body).await;
-        assert_eq!(handled.outcome, Outcome::Denied { code }, "{case}");
+        let handled = admitter.handle(Hook::Validate, body).await;
+        assert_eq!(handled.verdict, Verdict::Denied { code }, "{case}");
         let resp = response(&handled.body);
         assert_eq!(resp["response"]["uid"], uid, "{case}");
         assert_eq!(resp["response"]["allowed"], false, "{case}");

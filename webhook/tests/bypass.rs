@@ -14,7 +14,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use base64::Engine as _;
-use gmsa_webhook::review::{Admitter, Options, ReviewKind};
+use gmsa_webhook::admission::Hook;
+use gmsa_webhook::admission_review::{Admitter, Options};
 use gmsa_webhook::standalone::{DirSpecStore, PolicyAuthorizer};
 use serde_json::{json, Value};
 
@@ -42,12 +43,12 @@ fn rig() -> Rig {
 }
 
 impl Rig {
-    async fn raw(&self, kind: ReviewKind, body: &[u8]) -> Value {
+    async fn raw(&self, kind: Hook, body: &[u8]) -> Value {
         let handled = self.admitter.handle(kind, body).await;
         serde_json::from_slice(&handled.body).expect("answer is JSON")
     }
 
-    async fn review(&self, kind: ReviewKind, review: &Value) -> Value {
+    async fn review(&self, kind: Hook, review: &Value) -> Value {
         let answer = self
             .raw(kind, &serde_json::to_vec(review).expect("serializes"))
             .await;
@@ -57,7 +58,7 @@ impl Rig {
 
     /// Mutate, apply the patch, then validate the result (what the API server does).
     async fn admit(&self, review: &Value) -> (Value, Value) {
-        let mutated = self.review(ReviewKind::Mutate, review).await;
+        let mutated = self.review(Hook::Mutate, review).await;
         let mut after = review.clone();
         if let Some(patch) = mutated.get("patch").and_then(Value::as_str) {
             let patch = base64::engine::general_purpose::STANDARD
@@ -66,7 +67,7 @@ impl Rig {
             let patch: json_patch::Patch = serde_json::from_slice(&patch).expect("patch");
             json_patch::patch(&mut after["request"]["object"], &patch).expect("patch applies");
         }
-        let validated = self.review(ReviewKind::Validate, &after).await;
+        let validated = self.review(Hook::Validate, &after).await;
         (after["request"]["object"].clone(), validated)
     }
 
@@ -76,7 +77,7 @@ impl Rig {
             json!({"windowsOptions": {"gmsaCredentialSpecName": name}}),
             &[],
         ));
-        let mutated = self.review(ReviewKind::Mutate, &review).await;
+        let mutated = self.review(Hook::Mutate, &review).await;
         let patch = base64::engine::general_purpose::STANDARD
             .decode(mutated["patch"].as_str().expect("patch"))
             .expect("base64");
@@ -211,15 +212,11 @@ async fn ephemeral_containers_added_through_the_subresource_are_authorized() {
     let preset = json!({"windowsOptions": {"gmsaCredentialSpecName": "webapp02",
                                            "gmsaCredentialSpec": webapp02}});
     let review = update(running.clone(), with(preset), Some("ephemeralcontainers"));
-    assert_denied(
-        &rig.review(ReviewKind::Validate, &review).await,
-        403,
-        "webapp02",
-    );
+    assert_denied(&rig.review(Hook::Validate, &review).await, 403, "webapp02");
     // Contents without a name on an ephemeral container: denied too.
     let nameless = json!({"windowsOptions": {"gmsaCredentialSpec": webapp02}});
     let review = update(running.clone(), with(nameless), Some("ephemeralcontainers"));
-    assert_denied(&rig.review(ReviewKind::Validate, &review).await, 422, "");
+    assert_denied(&rig.review(Hook::Validate, &review).await, 422, "");
     // The allowed spec through the same path: admitted (the check is not a blanket refusal).
     let allowed = update(
         running.clone(),
@@ -315,7 +312,7 @@ async fn contents_differing_only_in_key_order_or_white_space_pass_one_value_does
     let padded = format!("\r\n\t {stored} \n");
     for text in [stored.clone(), reordered, pretty, padded] {
         let response = rig
-            .review(ReviewKind::Validate, &with_contents(text.clone()))
+            .review(Hook::Validate, &with_contents(text.clone()))
             .await;
         assert_allowed(&response);
     }
@@ -338,7 +335,7 @@ async fn contents_differing_only_in_key_order_or_white_space_pass_one_value_does
     changes.push(v);
     for changed in changes {
         let response = rig
-            .review(ReviewKind::Validate, &with_contents(changed.to_string()))
+            .review(Hook::Validate, &with_contents(changed.to_string()))
             .await;
         assert_denied(&response, 422, "webapp01");
     }
@@ -348,7 +345,7 @@ async fn contents_differing_only_in_key_order_or_white_space_pass_one_value_does
         json!(stored).to_string(),
         String::new(),
     ] {
-        let response = rig.review(ReviewKind::Validate, &with_contents(text)).await;
+        let response = rig.review(Hook::Validate, &with_contents(text)).await;
         assert_eq!(response["allowed"], false, "{response}");
     }
 }
@@ -419,14 +416,14 @@ async fn the_deprecated_service_account_field_cannot_stand_in_for_the_real_one()
 async fn a_spec_deleted_or_changed_between_mutate_and_validate_is_not_admitted() {
     let rig = rig();
     let review = create(pod(gmsa("webapp01"), &[]));
-    let mutated = rig.review(ReviewKind::Mutate, &review).await;
+    let mutated = rig.review(Hook::Mutate, &review).await;
     let patch = base64::engine::general_purpose::STANDARD
         .decode(mutated["patch"].as_str().expect("patch"))
         .expect("base64");
     let patch: json_patch::Patch = serde_json::from_slice(&patch).expect("patch");
     let mut after = review.clone();
     json_patch::patch(&mut after["request"]["object"], &patch).expect("applies");
-    assert_allowed(&rig.review(ReviewKind::Validate, &after).await);
+    assert_allowed(&rig.review(Hook::Validate, &after).await);
 
     // Changed: the inlined contents no longer match the spec.
     let path = rig.dir.path().join("webapp01.yaml");
@@ -437,22 +434,14 @@ async fn a_spec_deleted_or_changed_between_mutate_and_validate_is_not_admitted()
     )
     .expect("change spec");
     rig.store.refresh().expect("refresh");
-    assert_denied(
-        &rig.review(ReviewKind::Validate, &after).await,
-        422,
-        "webapp01",
-    );
+    assert_denied(&rig.review(Hook::Validate, &after).await, 422, "webapp01");
 
     // Deleted: the pod carries contents of a spec that no longer exists.
     std::fs::remove_file(&path).expect("delete spec");
     rig.store.refresh().expect("refresh");
-    assert_denied(
-        &rig.review(ReviewKind::Validate, &after).await,
-        404,
-        "webapp01",
-    );
+    assert_denied(&rig.review(Hook::Validate, &after).await, 404, "webapp01");
     // And a new pod naming it is not mutated into anything.
-    let mutated = rig.review(ReviewKind::Mutate, &review).await;
+    let mutated = rig.review(Hook::Mutate, &review).await;
     assert_denied(&mutated, 404, "webapp01");
 }
 
@@ -515,12 +504,12 @@ async fn escaped_and_repeated_keys_do_not_hide_a_forbidden_spec() {
             &format!(r#""securityContext":{{"windowsOptions":{{"{key}":"webapp02"}}}}"#),
         );
         assert!(body.contains(key), "the test planted the key");
-        for kind in [ReviewKind::Mutate, ReviewKind::Validate] {
+        for kind in [Hook::Mutate, Hook::Validate] {
             let answer = rig.raw(kind, body.as_bytes()).await;
             let response = &answer["response"];
             match kind {
-                ReviewKind::Validate => assert_denied(response, 403, "webapp02"),
-                ReviewKind::Mutate => assert!(
+                Hook::Validate => assert_denied(response, 403, "webapp02"),
+                Hook::Mutate => assert!(
                     response.get("patch").is_some(),
                     "mutate sees the escaped name: {answer}"
                 ),
@@ -532,6 +521,6 @@ async fn escaped_and_repeated_keys_do_not_hide_a_forbidden_spec() {
         r#""securityContext":{}"#,
         r#""securityContext":{"windowsOptions":{"gmsaCredentialSpecName":"webapp01","gmsaCredentialSpecName":"webapp02"}}"#,
     );
-    let answer = rig.raw(ReviewKind::Validate, body.as_bytes()).await;
+    let answer = rig.raw(Hook::Validate, body.as_bytes()).await;
     assert_eq!(answer["response"]["allowed"], false, "{answer}");
 }

@@ -15,9 +15,12 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use gmsa_testkit::crd_api::{captured_credspec, AuthzAnswer, CrdApi, Fault, Route};
 use gmsa_testkit::{fixture, FakeApiServer};
-use gmsa_webhook::kube_backend::{AuthzConfig, KubeAuthorizer, KubeSpecStore, SpecStoreConfig};
+use gmsa_webhook::admission::Hook;
+use gmsa_webhook::admission_review::{Admitter, Options};
+use gmsa_webhook::kube_backend::{
+    AuthorizerConfig, KubeAuthorizer, KubeSpecStore, SpecStoreConfig,
+};
 use gmsa_webhook::lookup::SpecStore;
-use gmsa_webhook::review::{Admitter, Options, ReviewKind};
 use prometheus_client::registry::Registry;
 use serde_json::{json, Value};
 
@@ -62,7 +65,7 @@ fn rig_with_store_config(
     let (store, task) = KubeSpecStore::start(client.clone(), config, &mut registry);
     let authz = KubeAuthorizer::new(
         client,
-        AuthzConfig {
+        AuthorizerConfig {
             allowed_ttl: Duration::from_secs(30),
             denied_ttl: Duration::from_secs(5),
             max_entries: 1000,
@@ -136,7 +139,7 @@ fn without_gmsa(rel: &str) -> Vec<u8> {
 }
 
 /// The review's `response` and how long it took.
-async fn review(rig: &Rig, kind: ReviewKind, body: &[u8]) -> (Value, Duration) {
+async fn review(rig: &Rig, kind: Hook, body: &[u8]) -> (Value, Duration) {
     let start = Instant::now();
     let handled = rig.admitter.handle(kind, body).await;
     let took = start.elapsed();
@@ -162,10 +165,7 @@ fn inlined(response: &Value) -> Option<Value> {
 /// GMSA pods are denied with a 5xx saying the API server could not answer, in time; pods
 /// without GMSA are admitted at once.
 async fn assert_fails_closed(rig: &Rig, fault: &str) {
-    for (kind, rel) in [
-        (ReviewKind::Mutate, MUTATE),
-        (ReviewKind::Validate, VALIDATE),
-    ] {
+    for (kind, rel) in [(Hook::Mutate, MUTATE), (Hook::Validate, VALIDATE)] {
         let (resp, took) = review(rig, kind, &body(rel)).await;
         assert_eq!(resp["allowed"], false, "{fault} {kind:?}: {resp}");
         let code = resp["status"]["code"].as_u64().unwrap_or_default();
@@ -193,10 +193,10 @@ async fn assert_fails_closed(rig: &Rig, fault: &str) {
 }
 
 async fn assert_admits(rig: &Rig) {
-    let (resp, _) = review(rig, ReviewKind::Mutate, &body(MUTATE)).await;
+    let (resp, _) = review(rig, Hook::Mutate, &body(MUTATE)).await;
     assert_eq!(resp["allowed"], true, "{resp}");
     assert_eq!(inlined(&resp), Some(captured_credspec()), "{resp}");
-    let (resp, _) = review(rig, ReviewKind::Validate, &body(VALIDATE)).await;
+    let (resp, _) = review(rig, Hook::Validate, &body(VALIDATE)).await;
     assert_eq!(resp["allowed"], true, "{resp}");
 }
 
@@ -252,9 +252,9 @@ async fn hanging_api_server_fails_closed_within_the_deadline() {
         api.fail_always(route, Fault::Hang);
     }
     // The cached spec still serves mutate; validate needs the (hanging) access review.
-    let (resp, _) = review(&r, ReviewKind::Mutate, &body(MUTATE)).await;
+    let (resp, _) = review(&r, Hook::Mutate, &body(MUTATE)).await;
     assert_eq!(resp["allowed"], true, "{resp}");
-    let (resp, took) = review(&r, ReviewKind::Validate, &body(VALIDATE)).await;
+    let (resp, took) = review(&r, Hook::Validate, &body(VALIDATE)).await;
     assert_eq!(resp["allowed"], false, "{resp}");
     assert!(took >= DEADLINE && took < REVIEW_BOUND, "{took:?}");
     // And a spec that needs a live GET is denied in time too.
@@ -281,11 +281,11 @@ async fn an_api_server_slower_than_our_deadline_fails_closed_a_slow_one_within_i
     let api = captured_api();
     let r = synced_rig(&api).await;
     api.fail_always(Route::Lsar, Fault::Delay(DEADLINE * 2));
-    let (resp, took) = review(&r, ReviewKind::Validate, &body(VALIDATE)).await;
+    let (resp, took) = review(&r, Hook::Validate, &body(VALIDATE)).await;
     assert_eq!(resp["allowed"], false, "{resp}");
     assert!(took < REVIEW_BOUND, "{took:?}");
     api.fail_always(Route::Lsar, Fault::Delay(DEADLINE / 4));
-    let (resp, _) = review(&r, ReviewKind::Validate, &body(VALIDATE)).await;
+    let (resp, _) = review(&r, Hook::Validate, &body(VALIDATE)).await;
     assert_eq!(resp["allowed"], true, "{resp}");
 }
 
@@ -331,12 +331,12 @@ async fn a_changed_spec_is_inlined_and_never_the_old_one_once_caught_up() {
     changed["DomainJoinConfig"]["NetBiosName"] = json!("CONTOSO2");
     api.apply("webapp01", Some(changed.clone()));
     eventually("the change is inlined", || async {
-        let (resp, _) = review(&r, ReviewKind::Mutate, &body(MUTATE)).await;
+        let (resp, _) = review(&r, Hook::Mutate, &body(MUTATE)).await;
         inlined(&resp) == Some(changed.clone())
     })
     .await;
     for _ in 0..50 {
-        let (resp, _) = review(&r, ReviewKind::Mutate, &body(MUTATE)).await;
+        let (resp, _) = review(&r, Hook::Mutate, &body(MUTATE)).await;
         assert_eq!(inlined(&resp), Some(changed.clone()), "stale spec served");
     }
 }
@@ -348,12 +348,12 @@ async fn a_deleted_spec_is_denied_404_once_the_watch_caught_up() {
     assert_admits(&r).await;
     api.delete("webapp01");
     eventually("the deletion is seen", || async { r.store.is_empty() }).await;
-    let (resp, _) = review(&r, ReviewKind::Mutate, &body(MUTATE)).await;
+    let (resp, _) = review(&r, Hook::Mutate, &body(MUTATE)).await;
     assert_eq!(resp["allowed"], false, "{resp}");
     assert_eq!(resp["status"]["code"], 404, "{resp}");
     // Re-created: admitted again (the live re-check before denying would catch even a lag).
     api.apply("webapp01", Some(captured_credspec()));
-    let (resp, _) = review(&r, ReviewKind::Mutate, &body(MUTATE)).await;
+    let (resp, _) = review(&r, Hook::Mutate, &body(MUTATE)).await;
     assert_eq!(resp["allowed"], true, "{resp}");
 }
 
@@ -370,7 +370,7 @@ async fn authorizer_failures_are_not_dressed_as_plain_denials() {
         AuthzAnswer::evaluation_failed("webhook authorizer: connection refused"),
     );
     let r = synced_rig(&api).await;
-    let (resp, _) = review(&r, ReviewKind::Validate, &body(VALIDATE)).await;
+    let (resp, _) = review(&r, Hook::Validate, &body(VALIDATE)).await;
     assert_eq!(resp["allowed"], false, "{resp}");
     assert_eq!(resp["status"]["code"], 403, "{resp}");
     let message = resp["status"]["message"].as_str().unwrap_or_default();
@@ -384,7 +384,7 @@ async fn authorizer_failures_are_not_dressed_as_plain_denials() {
         .expect("utf-8")
         .replace("webapp01", "webapp02");
     api.apply("webapp02", Some(captured_credspec()));
-    let (resp, _) = review(&r, ReviewKind::Validate, body.as_bytes()).await;
+    let (resp, _) = review(&r, Hook::Validate, body.as_bytes()).await;
     assert_eq!(resp["allowed"], false, "{resp}");
     assert_eq!(resp["status"]["code"], 503, "{resp}");
     let message = resp["status"]["message"].as_str().unwrap_or_default();
@@ -437,7 +437,7 @@ async fn a_spec_deleted_while_the_watch_is_broken_is_not_inlined_past_the_stalen
     assert!(why.contains("read live") && why.contains("500"), "{why}");
     assert!(r.store.ready().is_ok(), "stale is degraded, not unready");
     // (Validate compares with the spec only when contents are pre-set; mutate inlines.)
-    let (resp, _) = review(&r, ReviewKind::Mutate, &body(MUTATE)).await;
+    let (resp, _) = review(&r, Hook::Mutate, &body(MUTATE)).await;
     assert_eq!(resp["allowed"], false, "{resp}");
     assert_eq!(resp["status"]["code"], 404, "{resp}");
     assert_eq!(inlined(&resp), None, "{resp}");

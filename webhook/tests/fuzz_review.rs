@@ -22,8 +22,9 @@ mod engine;
 use std::sync::Arc;
 
 use base64::Engine as _;
+use gmsa_webhook::admission::Hook;
+use gmsa_webhook::admission_review::{Admitter, Options};
 use gmsa_webhook::lookup::{Freshness, SpecLookup, SpecStore};
-use gmsa_webhook::review::{Admitter, Options, ReviewKind};
 use gmsa_webhook::standalone::{DirSpecStore, PolicyAuthorizer};
 use serde_json::{json, Value};
 
@@ -67,7 +68,7 @@ impl Rig {
         }
     }
 
-    fn handle(&self, kind: ReviewKind, body: &[u8]) -> Value {
+    fn handle(&self, kind: Hook, body: &[u8]) -> Value {
         let handled = self.runtime.block_on(self.admitter.handle(kind, body));
         assert!(
             handled.body.len() <= 16 * body.len() + 64 * 1024,
@@ -86,7 +87,7 @@ impl Rig {
 }
 
 /// The invariants every answer keeps, whatever the input.
-fn well_formed(kind: ReviewKind, answer: &Value) {
+fn well_formed(kind: Hook, answer: &Value) {
     assert_eq!(answer["kind"], "AdmissionReview", "{answer}");
     let version = answer["apiVersion"].as_str().expect("apiVersion");
     assert!(
@@ -114,7 +115,7 @@ fn well_formed(kind: ReviewKind, answer: &Value) {
         assert!(response["status"]["reason"].is_string());
         assert!(response.get("patch").is_none(), "patch on a denial");
     }
-    if kind == ReviewKind::Validate {
+    if kind == Hook::Validate {
         assert!(response.get("patch").is_none(), "patch from validate");
         assert!(
             response.get("patchType").is_none(),
@@ -150,7 +151,7 @@ fn any_bytes_get_a_well_formed_answer() {
     let rig = Rig::new();
     let target = Target::new("review", DICTIONARY);
     let stats = engine::run(&target, |input| {
-        for kind in [ReviewKind::Mutate, ReviewKind::Validate] {
+        for kind in [Hook::Mutate, Hook::Validate] {
             let answer = rig.handle(kind, input.bytes);
             // Valid JSON with a string uid at /request/uid: echoed even when the shape is bad.
             if let Ok(request) = serde_json::from_slice::<Value>(input.bytes) {
@@ -530,7 +531,7 @@ fn structurally_valid_reviews_keep_the_invariants() {
         };
         let uid = review.pointer("/request/uid").and_then(Value::as_str);
         let mut answers = Vec::new();
-        for kind in [ReviewKind::Mutate, ReviewKind::Validate] {
+        for kind in [Hook::Mutate, Hook::Validate] {
             let answer = rig.handle(kind, &body);
             assert_eq!(answer["apiVersion"], want_version);
             if let Some(uid) = uid {
@@ -553,7 +554,7 @@ fn structurally_valid_reviews_keep_the_invariants() {
             let mut again = review.clone();
             again["request"]["object"] = patched;
             let answer = rig.handle(
-                ReviewKind::Validate,
+                Hook::Validate,
                 &serde_json::to_vec(&again).expect("serializes"),
             );
             if let Some(must_deny) = oracle(&rig, &again) {

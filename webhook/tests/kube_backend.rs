@@ -9,7 +9,9 @@ use gmsa_testkit::crd_api::{
     captured_credspec, lsar_path, spec_path, AuthzAnswer, CrdApi, Fault, Route, SPECS_PATH,
 };
 use gmsa_testkit::{fixture, FakeApiServer};
-use gmsa_webhook::kube_backend::{AuthzConfig, KubeAuthorizer, KubeSpecStore, SpecStoreConfig};
+use gmsa_webhook::kube_backend::{
+    AuthorizerConfig, KubeAuthorizer, KubeSpecStore, SpecStoreConfig,
+};
 use gmsa_webhook::lookup::{
     Authorizer, CredSpecEntry, Freshness, LookupError, SpecLookup, SpecStore,
 };
@@ -508,7 +510,7 @@ impl Authz {
     }
 }
 
-async fn start_authz(api: &CrdApi, config: AuthzConfig) -> Authz {
+async fn start_authz(api: &CrdApi, config: AuthorizerConfig) -> Authz {
     let server = FakeApiServer::start(api.router()).await;
     let mut registry = Registry::default();
     let authz = KubeAuthorizer::new(server.client(), config, &mut registry);
@@ -519,8 +521,8 @@ async fn start_authz(api: &CrdApi, config: AuthzConfig) -> Authz {
     }
 }
 
-fn config(allowed_ttl: u64, denied_ttl: u64, timeout_ms: u64) -> AuthzConfig {
-    AuthzConfig {
+fn config(allowed_ttl: u64, denied_ttl: u64, timeout_ms: u64) -> AuthorizerConfig {
+    AuthorizerConfig {
         allowed_ttl: Duration::from_millis(allowed_ttl),
         denied_ttl: Duration::from_millis(denied_ttl),
         max_entries: 1000,
@@ -544,7 +546,7 @@ async fn authorization_asks_as_the_service_account_and_reports_allowed_with_reas
         "webapp01",
         AuthzAnswer::allowed(&captured_webapp_reason()),
     );
-    let a = start_authz(&api, AuthzConfig::default()).await;
+    let a = start_authz(&api, AuthorizerConfig::default()).await;
     let d = a
         .authz
         .may_use("demo", "webapp", "webapp01")
@@ -569,7 +571,7 @@ async fn authorization_not_allowed_and_explicitly_denied() {
         "webapp01",
         AuthzAnswer::denied("webhook authorizer: no"),
     );
-    let a = start_authz(&api, AuthzConfig::default()).await;
+    let a = start_authz(&api, AuthorizerConfig::default()).await;
     // Default: as captured for `default` (allowed false, no reason).
     let d = a
         .authz
@@ -658,7 +660,7 @@ async fn authorization_call_failures_are_unavailable_not_denials() {
 #[tokio::test]
 async fn an_invalid_namespace_never_reaches_the_api_server() {
     let api = CrdApi::empty();
-    let a = start_authz(&api, AuthzConfig::default()).await;
+    let a = start_authz(&api, AuthorizerConfig::default()).await;
     for ns in ["", "Demo", "a/../../x", "a.b"] {
         match a.authz.may_use(ns, "webapp", "webapp01").await {
             Err(LookupError::Unavailable(m)) => {
@@ -790,7 +792,7 @@ async fn a_cold_burst_across_100_service_accounts_makes_one_call_each() {
     }
     // Every call takes 20 ms: the burst's lookups of one key all land while its call runs.
     api.fail_always(Route::Lsar, Fault::Delay(Duration::from_millis(20)));
-    let a = start_authz(&api, AuthzConfig::default()).await;
+    let a = start_authz(&api, AuthorizerConfig::default()).await;
     let start = Instant::now();
     let lookups = (0..2000).map(|i| {
         let sa = format!("sa{}", i % 100);

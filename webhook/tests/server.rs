@@ -499,7 +499,7 @@ impl gmsa_webhook::lookup::SpecStore for NotSynced {
 async fn health_says_why_not_ready() {
     use gmsa_webhook::server::{self, Limits, Readiness};
     use tower::ServiceExt;
-    let admitter = gmsa_webhook::review::Admitter::new(
+    let admitter = gmsa_webhook::admission_review::Admitter::new(
         Arc::new(NotSynced),
         Arc::new(gmsa_webhook::standalone::AllowAll),
         Default::default(),

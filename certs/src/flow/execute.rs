@@ -19,8 +19,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::csr::{csr_object, csr_state, failed, is_ours, timeout, CsrState};
-use super::outcome::{Action, IssueOptions, Outcome, PlannedCall, Progress};
 use super::plan::{decide, plan, CsrSeen, Decision, Found, Observed, SecretSeen, WebhookSeen};
+use super::report::{Action, IssueOptions, IssueReport, PlannedCall, Progress};
 use super::step::{Step, WebhookKind};
 use crate::ca::{verify_chain, CaBundle, CaSource};
 use crate::cert::{
@@ -566,7 +566,7 @@ pub async fn issue(
     client: Client,
     opts: &IssueOptions,
     progress: &(dyn Fn(&Progress) + Sync),
-) -> Result<Outcome, CertsError> {
+) -> Result<IssueReport, CertsError> {
     opts.request.validate()?;
     let now = opts.now();
     let mut run = Run {
@@ -582,7 +582,7 @@ pub async fn issue(
         run.warn(warning.clone());
     }
     let ns = &opts.request.namespace;
-    let mut outcome = Outcome {
+    let mut report = IssueReport {
         action: Action::Issued,
         reason: String::new(),
         csr_name: opts.csr_name(),
@@ -604,13 +604,13 @@ pub async fn issue(
                 rfc3339(info.not_after),
                 info.dns_names
             ));
-            outcome.action = Action::Unchanged;
-            outcome.reason = "the certificate in place is valid".into();
-            outcome.certificate = Some(info.clone());
+            report.action = Action::Unchanged;
+            report.reason = "the certificate in place is valid".into();
+            report.certificate = Some(info.clone());
         }
         Decision::Issue(why) => {
             run.step(format!("issuing a new certificate: {why}"));
-            outcome.reason = why.clone();
+            report.reason = why.clone();
             let key = match &opts.key_pem {
                 Some((what, pem)) => load_key(pem, what)?,
                 None => generate_key(opts.key_type)?,
@@ -623,7 +623,7 @@ pub async fn issue(
                 &built.usages,
                 opts.duration,
             );
-            outcome.csr_object = serde_json::to_value(&csr).ok();
+            report.csr_object = serde_json::to_value(&csr).ok();
             issuing = Some(Issuing {
                 key,
                 csr,
@@ -634,19 +634,19 @@ pub async fn issue(
     }
     if opts.dry_run {
         run.calls.extend(plan.steps.iter().map(Step::call));
-        outcome.action = Action::DryRun;
+        report.action = Action::DryRun;
     } else {
         for step in &plan.steps {
             run.execute(step, &mut issuing, &mut existing, &seen.bundle)
                 .await?;
         }
         if let Some((_, info)) = issuing.and_then(|i| i.issued) {
-            outcome.certificate = Some(info);
+            report.certificate = Some(info);
         }
     }
-    outcome.calls = run.calls;
-    outcome.warnings = run.warnings;
-    Ok(outcome)
+    report.calls = run.calls;
+    report.warnings = run.warnings;
+    Ok(report)
 }
 
 async fn write_secret(

@@ -13,15 +13,15 @@
 //! 3. act (`execute`): run the steps in order. With `dry_run` the steps are returned as
 //!    [`PlannedCall`]s instead (after the reads), from the same list.
 //!
-//! [`csr`] holds the CSR object and the CSR states (pure); [`outcome`] the options and results.
+//! [`csr`] holds the CSR object and the CSR states (pure); [`report`] options in, report out.
 
 pub mod csr;
 mod execute;
-pub mod outcome;
 pub mod plan;
+pub mod report;
 pub mod retain;
 pub mod step;
 
 pub use csr::{csr_object, csr_state, is_ours, CsrState, SERVICE_ANNOTATION};
 pub use execute::issue;
-pub use outcome::{Action, IssueOptions, Outcome, PlannedCall, Progress};
+pub use report::{Action, IssueOptions, IssueReport, PlannedCall, Progress};

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::outcome::IssueOptions;
+use super::report::IssueOptions;
 use super::retain::{merge, RETAINED_CA_ANNOTATION};
 use super::step::{Step, WebhookKind};
 use crate::assess::{assess, Assessment, Material};

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 use super::csr::api_path_csr;
-use super::outcome::PlannedCall;
+use super::report::PlannedCall;
 use super::retain::RetainedCa;
 use crate::cert::rfc3339;
 

@@ -1,11 +1,11 @@
 //! The admission rules, as pure code: no I/O, no async, no HTTP or Kubernetes client.
 //!
-//! A review is decided in two pure phases around one async step done by `review`:
+//! A review is decided in two pure phases around one async step done by `admission_review`:
 //! 1. [`check_request`] + [`scan`]: what the request is and every windows options it carries
 //!    (pod level, `containers`, `initContainers`, `ephemeralContainers`), each with its JSON
 //!    pointer; [`Scan::needs`] says which spec lookups and authorization checks the decision
 //!    will need.
-//! 2. (`review` resolves those lookups through [`crate::lookup`] into a [`Resolved`].)
+//! 2. (`admission_review` resolves those lookups through [`crate::lookup`] into a [`Resolved`].)
 //! 3. [`decide`]: the rules, giving a [`Decision`] (allowed or a [`Denial`] with its code, JSON
 //!    patch operations, warnings, audit annotations).
 //!
@@ -27,7 +27,7 @@ pub use hostname::random_hostname;
 pub use rules::{contents_match, decide};
 pub use scan::scan;
 
-use crate::lookup::{AuthzDecision, LookupError, SpecLookup};
+use crate::lookup::{LookupError, SpecLookup, UseDecision};
 
 /// The substring every GMSA field of a pod contains (`gmsaCredentialSpecName` and
 /// `gmsaCredentialSpec`).
@@ -41,9 +41,9 @@ pub const AUDIT_CREDSPECS: &str = "credspecs";
 /// (`gmsa_crd::ccg::label`) of the specs the review looked up.
 pub const AUDIT_CREDSPEC_PLUGINS: &str = "credspec-plugins";
 
-/// Which webhook path was called.
+/// Which of the two hooks was called (`/mutate` or `/validate`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ReviewKind {
+pub enum Hook {
     /// `/mutate`: inline the named specs' contents.
     Mutate,
     /// `/validate`: authorization and contents checks.
@@ -225,7 +225,7 @@ pub struct Needs<'s> {
     /// Distinct spec names to look up, in first-use order.
     pub specs: Vec<SpecNeed<'s>>,
     /// Distinct spec names the service account must be allowed to `use`, in first-use order.
-    pub authz: Vec<&'s str>,
+    pub uses: Vec<&'s str>,
 }
 
 /// The answers to [`Needs`], keyed by spec name.
@@ -234,7 +234,7 @@ pub struct Resolved {
     /// Spec lookups.
     pub specs: HashMap<String, Result<SpecLookup, LookupError>>,
     /// `use` checks for the scan's service account in its namespace.
-    pub authz: HashMap<String, Result<AuthzDecision, LookupError>>,
+    pub uses: HashMap<String, Result<UseDecision, LookupError>>,
 }
 
 /// Switches and injected randomness for [`decide`].

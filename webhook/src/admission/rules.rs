@@ -8,8 +8,8 @@ use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, PatchOperation};
 
 use super::{
-    random_hostname, DecideOptions, Decision, Denial, Location, Needs, Operation, Resolved,
-    ReviewKind, Scan, SpecNeed, Where, WindowsOptions, AUDIT_CREDSPECS, AUDIT_CREDSPEC_PLUGINS,
+    random_hostname, DecideOptions, Decision, Denial, Hook, Location, Needs, Operation, Resolved,
+    Scan, SpecNeed, Where, WindowsOptions, AUDIT_CREDSPECS, AUDIT_CREDSPEC_PLUGINS,
 };
 use crate::lookup::{CredSpecEntry, LookupError, SpecLookup};
 
@@ -50,10 +50,10 @@ impl<'a> Scan<'a> {
             .find(|old| same_place(&old.location, &options.location))
     }
 
-    /// The blocks the create rules apply to: all of them on CREATE; on UPDATE those with no
-    /// counterpart in `oldObject` (ephemeral containers added through
+    /// The blocks this request adds, which the create rules apply to: all of them on CREATE; on
+    /// UPDATE those with no counterpart in `oldObject` (ephemeral containers added through
     /// `pods/ephemeralcontainers`).
-    pub fn fresh(&self) -> impl Iterator<Item = &WindowsOptions<'a>> {
+    pub fn added(&self) -> impl Iterator<Item = &WindowsOptions<'a>> {
         self.options
             .iter()
             .filter(|o| self.operation == Operation::Create || self.counterpart(o).is_none())
@@ -65,18 +65,18 @@ impl<'a> Scan<'a> {
     }
 
     /// The lookups [`decide`] needs for `kind`.
-    pub fn needs(&self, kind: ReviewKind) -> Needs<'_> {
+    pub fn needs(&self, kind: Hook) -> Needs<'_> {
         let mut needs = Needs::default();
-        for o in self.fresh() {
+        for o in self.added() {
             let Some(name) = o.name.as_deref().filter(|n| !n.is_empty()) else {
                 continue;
             };
             let preset = o.contents.as_deref();
             let wants_spec = match kind {
-                ReviewKind::Mutate => preset.is_none(),
-                ReviewKind::Validate => {
-                    if !needs.authz.contains(&name) {
-                        needs.authz.push(name);
+                Hook::Mutate => preset.is_none(),
+                Hook::Validate => {
+                    if !needs.uses.contains(&name) {
+                        needs.uses.push(name);
                     }
                     preset.is_some()
                 }
@@ -105,7 +105,7 @@ impl<'a> Scan<'a> {
 
 /// Runs the rules for `kind` on a scan whose [`Scan::needs`] were resolved into `resolved`.
 pub fn decide(
-    kind: ReviewKind,
+    kind: Hook,
     scan: &Scan<'_>,
     resolved: &Resolved,
     options: &DecideOptions,
@@ -137,8 +137,8 @@ pub fn decide(
             .insert(AUDIT_CREDSPECS.to_string(), list.join(","));
     }
     let result = match kind {
-        ReviewKind::Mutate => mutate(scan, resolved, options, &mut decision),
-        ReviewKind::Validate => validate(scan, resolved),
+        Hook::Mutate => mutate(scan, resolved, options, &mut decision),
+        Hook::Validate => validate(scan, resolved),
     };
     if let Err(denial) = result {
         decision.denial = Some(denial);
@@ -210,7 +210,7 @@ fn mutate(
     options: &DecideOptions,
     decision: &mut Decision,
 ) -> Result<(), Denial> {
-    for o in scan.fresh() {
+    for o in scan.added() {
         let at = At { scan, options: o };
         let Some(name) = named(o, &at)? else {
             continue;
@@ -292,7 +292,7 @@ fn validate(scan: &Scan<'_>, resolved: &Resolved) -> Result<(), Denial> {
             continue;
         };
         let service_account = scan.service_account.to_string();
-        match resolved.authz.get(name) {
+        match resolved.uses.get(name) {
             Some(Ok(d)) if d.allowed => {}
             Some(Ok(d)) => {
                 return Err(Denial::Unauthorized {

@@ -1,13 +1,13 @@
 //! Table tests for the admission rules: every reference behaviour and every new one of
-//! issue 3, through the same three phases `review` runs (scan, needs, decide), with lookups
-//! answered from in-test tables.
+//! issue 3, through the same three phases `admission_review` runs (scan, needs, decide), with
+//! lookups answered from in-test tables.
 
 use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
 use super::*;
-use crate::lookup::{AuthzDecision, CredSpecEntry, LookupError, SpecLookup};
+use crate::lookup::{CredSpecEntry, LookupError, SpecLookup, UseDecision};
 
 // ---- pods --------------------------------------------------------------------------------
 
@@ -181,7 +181,7 @@ fn other_contents() -> &'static str {
 #[derive(Clone)]
 struct Env {
     specs: HashMap<&'static str, Result<SpecLookup, LookupError>>,
-    authz: HashMap<&'static str, Result<AuthzDecision, LookupError>>,
+    authz: HashMap<&'static str, Result<UseDecision, LookupError>>,
     options: DecideOptions,
 }
 
@@ -197,7 +197,7 @@ fn env() -> Env {
     for name in ["webapp01", "other", "empty", "missing"] {
         authz.insert(
             name,
-            Ok(AuthzDecision {
+            Ok(UseDecision {
                 allowed: true,
                 reason: None,
             }),
@@ -214,7 +214,7 @@ impl Env {
     fn deny_use(mut self, name: &'static str, reason: &str) -> Self {
         self.authz.insert(
             name,
-            Ok(AuthzDecision {
+            Ok(UseDecision {
                 allowed: false,
                 reason: Some(reason.to_string()),
             }),
@@ -247,12 +247,12 @@ impl Env {
                 .unwrap_or(Ok(SpecLookup::NotFound));
             r.specs.insert(need.name.to_string(), answer);
         }
-        for name in &needs.authz {
-            let answer = self.authz.get(name).cloned().unwrap_or(Ok(AuthzDecision {
+        for name in &needs.uses {
+            let answer = self.authz.get(name).cloned().unwrap_or(Ok(UseDecision {
                 allowed: false,
                 reason: None,
             }));
-            r.authz.insert(name.to_string(), answer);
+            r.uses.insert(name.to_string(), answer);
         }
         r
     }
@@ -261,14 +261,14 @@ impl Env {
 // ---- running a review ----------------------------------------------------------------------
 
 struct Req {
-    kind: ReviewKind,
+    kind: Hook,
     operation: &'static str,
     sub_resource: Option<&'static str>,
     object: String,
     old: Option<String>,
 }
 
-fn create(kind: ReviewKind, pod: &P) -> Req {
+fn create(kind: Hook, pod: &P) -> Req {
     Req {
         kind,
         operation: "CREATE",
@@ -278,7 +278,7 @@ fn create(kind: ReviewKind, pod: &P) -> Req {
     }
 }
 
-fn update(kind: ReviewKind, old: &P, new: &P) -> Req {
+fn update(kind: Hook, old: &P, new: &P) -> Req {
     Req {
         kind,
         operation: "UPDATE",
@@ -288,7 +288,7 @@ fn update(kind: ReviewKind, old: &P, new: &P) -> Req {
     }
 }
 
-fn ephemeral_update(kind: ReviewKind, old: &P, new: &P) -> Req {
+fn ephemeral_update(kind: Hook, old: &P, new: &P) -> Req {
     Req {
         sub_resource: Some("ephemeralcontainers"),
         ..update(kind, old, new)
@@ -370,7 +370,7 @@ fn check(case: &str, req: Req, env: &Env, want: Want) -> Decision {
     d
 }
 
-use ReviewKind::{Mutate, Validate};
+use Hook::{Mutate, Validate};
 
 // ---- mutate --------------------------------------------------------------------------------
 
@@ -496,7 +496,7 @@ fn mutate_never_asks_for_authorization_and_validate_never_for_specs_it_does_not_
     let raw = pod.json();
     let s = scan(Operation::Create, Some("demo"), None, Some(&raw), None).expect("scan");
     let m = s.needs(Mutate);
-    assert!(m.authz.is_empty());
+    assert!(m.uses.is_empty());
     assert_eq!(
         m.specs,
         vec![SpecNeed {
@@ -505,7 +505,7 @@ fn mutate_never_asks_for_authorization_and_validate_never_for_specs_it_does_not_
         }]
     );
     let v = s.needs(Validate);
-    assert_eq!(v.authz, vec!["webapp01", "other"]);
+    assert_eq!(v.uses, vec!["webapp01", "other"]);
     assert_eq!(
         v.specs,
         vec![SpecNeed {
@@ -524,7 +524,7 @@ fn distinct_spec_names_are_looked_up_once() {
     let raw = pod.json();
     let s = scan(Operation::Create, Some("demo"), None, Some(&raw), None).expect("scan");
     assert_eq!(s.needs(Mutate).specs.len(), 1);
-    assert_eq!(s.needs(Validate).authz, vec!["webapp01"]);
+    assert_eq!(s.needs(Validate).uses, vec!["webapp01"]);
 }
 
 #[test]
@@ -1156,7 +1156,7 @@ fn audit_annotations_name_the_plugins() {
         .insert("aws", Ok(SpecLookup::Found(CredSpecEntry::new(aws))));
     env.authz.insert(
         "aws",
-        Ok(AuthzDecision {
+        Ok(UseDecision {
             allowed: true,
             reason: None,
         }),

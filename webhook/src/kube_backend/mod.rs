@@ -14,12 +14,12 @@
 //! [`Freshness::Live`]: crate::lookup::Freshness::Live
 //! [`LookupError::Unavailable`]: crate::lookup::LookupError::Unavailable
 
-mod authz;
+mod authorizer;
 mod specs;
 
 use std::time::Duration;
 
-pub use authz::{AuthzConfig, KubeAuthorizer, DEFAULT_ALLOWED_TTL, MAX_DENIED_TTL};
+pub use authorizer::{AuthorizerConfig, KubeAuthorizer, DEFAULT_ALLOWED_TTL, MAX_DENIED_TTL};
 pub use specs::{KubeSpecStore, SpecStoreConfig, DEFAULT_MAX_STALENESS};
 
 /// Why no Kubernetes client could be built.

@@ -204,7 +204,7 @@ impl KubeSpecStore {
     }
 
     /// A successful list/watch event: the cache is current again.
-    fn fresh(&self) {
+    fn watch_succeeded(&self) {
         self.metrics.last_event.set(unix_now());
         let mut state = self.lock_state();
         let was_broken = state.broken_since.take().is_some();
@@ -286,7 +286,7 @@ impl KubeSpecStore {
                     let n = map.len();
                     *self.specs.write().unwrap_or_else(|p| p.into_inner()) = map;
                     self.lock_state().synced = true;
-                    self.fresh();
+                    self.watch_succeeded();
                     listed = true;
                     tracing::info!(specs = n, "credspec cache synced from the API server");
                 }
@@ -298,7 +298,7 @@ impl KubeSpecStore {
                         .write()
                         .unwrap_or_else(|p| p.into_inner())
                         .insert(spec.name().to_string(), lookup);
-                    self.fresh();
+                    self.watch_succeeded();
                 }
                 Ok(Event::Delete(spec)) => {
                     self.metrics.event("deleted");
@@ -307,7 +307,7 @@ impl KubeSpecStore {
                         .write()
                         .unwrap_or_else(|p| p.into_inner())
                         .remove(spec.name());
-                    self.fresh();
+                    self.watch_succeeded();
                 }
                 Err(e) => {
                     self.metrics.watch_errors.inc();

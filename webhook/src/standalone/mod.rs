@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
-use crate::lookup::{Authorizer, AuthzDecision, LookupError};
+use crate::lookup::{Authorizer, LookupError, UseDecision};
 
 mod dir_store;
 mod policy;
@@ -74,8 +74,8 @@ impl Authorizer for AllowAll {
         _namespace: &str,
         _service_account: &str,
         _spec: &str,
-    ) -> Result<AuthzDecision, LookupError> {
-        Ok(AuthzDecision {
+    ) -> Result<UseDecision, LookupError> {
+        Ok(UseDecision {
             allowed: true,
             reason: Some("standalone mode with --allow-all-use".to_string()),
         })

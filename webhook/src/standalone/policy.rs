@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::{Stamp, StandaloneError};
-use crate::lookup::{Authorizer, AuthzDecision, LookupError};
+use crate::lookup::{Authorizer, LookupError, UseDecision};
 
 /// One rule of a policy file.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -161,13 +161,13 @@ impl PolicyAuthorizer {
     }
 
     /// The decision, without I/O.
-    pub fn decide(&self, namespace: &str, service_account: &str, spec: &str) -> AuthzDecision {
+    pub fn decide(&self, namespace: &str, service_account: &str, spec: &str) -> UseDecision {
         match self
             .rules()
             .iter()
             .position(|r| r.allows(namespace, service_account, spec))
         {
-            Some(i) => AuthzDecision {
+            Some(i) => UseDecision {
                 allowed: true,
                 reason: Some(format!(
                     "allowed by rule {} of policy {}",
@@ -175,7 +175,7 @@ impl PolicyAuthorizer {
                     self.source
                 )),
             },
-            None => AuthzDecision {
+            None => UseDecision {
                 allowed: false,
                 reason: Some(format!("no rule of policy {} allows it", self.source)),
             },
@@ -190,7 +190,7 @@ impl Authorizer for PolicyAuthorizer {
         namespace: &str,
         service_account: &str,
         spec: &str,
-    ) -> Result<AuthzDecision, LookupError> {
+    ) -> Result<UseDecision, LookupError> {
         Ok(self.decide(namespace, service_account, spec))
     }
 }

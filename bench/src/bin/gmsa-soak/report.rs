@@ -1,4 +1,4 @@
-//! The soak's report: markdown figures and the checks, from the run's outcome.
+//! The soak's report: markdown figures and the checks, from what the run observed.
 
 use std::path::PathBuf;
 use std::process::ExitStatus;
@@ -44,13 +44,13 @@ impl Checks {
     }
 }
 
-/// What a run saw, for [`report`].
-pub struct Outcome {
+/// What a soak run observed (the input of [`report`], which turns it into checks).
+pub struct Observations {
     /// The webhook binary.
     pub webhook: PathBuf,
     /// How long the fixed-rate part lasted.
     pub fixed_for: Duration,
-    /// Every review's outcome.
+    /// Every review's result.
     pub log_data: Log,
     /// The server's resources, every second.
     pub samples: Vec<Sample>,
@@ -83,7 +83,7 @@ pub struct Outcome {
 }
 
 /// The markdown report of a run and how many checks failed.
-pub fn report(args: &Args, outcome: &Outcome) -> anyhow::Result<(String, usize)> {
+pub fn report(args: &Args, observed: &Observations) -> anyhow::Result<(String, usize)> {
     let rotations = args.rotations;
     let mut checks = Checks { lines: Vec::new() };
     let mut out = String::new();
@@ -99,7 +99,7 @@ pub fn report(args: &Args, outcome: &Outcome) -> anyhow::Result<(String, usize)>
         "Webhook `{}` ({}), TLS on loopback, {} s of load: {} s at \
          {} reviews/s over {} connections (HTTP/1.1 and HTTP/2), then saturation with {} clients; \
          {} slowloris and {} body-trickling connections held open throughout.",
-        outcome.webhook.display(),
+        observed.webhook.display(),
         match args.backend {
             Backend::Kube => "Kubernetes backend against a fake API server in the soak process: \
                               100 specs watched, LocalSubjectAccessReviews, authz cache 10 s"
@@ -110,7 +110,7 @@ pub fn report(args: &Args, outcome: &Outcome) -> anyhow::Result<(String, usize)>
             ),
         },
         args.duration,
-        outcome.fixed_for.as_secs(),
+        observed.fixed_for.as_secs(),
         args.rate,
         args.connections,
         args.saturation,
@@ -122,9 +122,9 @@ pub fn report(args: &Args, outcome: &Outcome) -> anyhow::Result<(String, usize)>
         out,
         "| phase | reviews | failed | rate | p50 | p99 | max |\n|---|---:|---:|---:|---:|---:|---:|"
     )?;
-    let before = |r: &Record| r.start < outcome.sigterm_at;
+    let before = |r: &Record| r.start < observed.sigterm_at;
     for phase in [Phase::Fixed, Phase::Saturation] {
-        let rs: Vec<&Record> = outcome
+        let rs: Vec<&Record> = observed
             .log_data
             .records
             .iter()
@@ -153,12 +153,12 @@ pub fn report(args: &Args, outcome: &Outcome) -> anyhow::Result<(String, usize)>
             format!("{phase:?}: {failed} failed reviews of {}", rs.len()),
         );
     }
-    let served: u64 = outcome.log_data.records.iter().filter(|r| r.ok).count() as u64;
+    let served: u64 = observed.log_data.records.iter().filter(|r| r.ok).count() as u64;
     writeln!(out)?;
     writeln!(
         out,
         "Reviews answered correctly in total: {served} ({})",
-        outcome
+        observed
             .log_data
             .served_by_label
             .iter()
@@ -173,7 +173,7 @@ pub fn report(args: &Args, outcome: &Outcome) -> anyhow::Result<(String, usize)>
             "Errors of reviews started after SIGTERM (listener closing: expected)",
         ),
     ] {
-        let errors: Vec<_> = outcome
+        let errors: Vec<_> = observed
             .log_data
             .errors
             .iter()
@@ -195,16 +195,16 @@ pub fn report(args: &Args, outcome: &Outcome) -> anyhow::Result<(String, usize)>
         out,
         "| phase | samples | RSS first | RSS max | RSS last | fds max | sockets max | established max |\n|---|---:|---:|---:|---:|---:|---:|---:|"
     )?;
-    let warmup = Duration::from_secs(5).min(outcome.fixed_for / 2);
+    let warmup = Duration::from_secs(5).min(observed.fixed_for / 2);
     for (name, from, to) in [
-        ("fixed rate", warmup, outcome.fixed_for),
+        ("fixed rate", warmup, observed.fixed_for),
         (
             "saturation",
-            outcome.fixed_for + warmup.min(Duration::from_secs(2)),
-            outcome.sigterm_at,
+            observed.fixed_for + warmup.min(Duration::from_secs(2)),
+            observed.sigterm_at,
         ),
     ] {
-        let ss: Vec<&Sample> = outcome
+        let ss: Vec<&Sample> = observed
             .samples
             .iter()
             .filter(|s| s.at >= from && s.at < to)
@@ -251,7 +251,7 @@ pub fn report(args: &Args, outcome: &Outcome) -> anyhow::Result<(String, usize)>
             );
         }
     }
-    if let Some(s) = outcome.before_sigterm {
+    if let Some(s) = observed.before_sigterm {
         writeln!(
             out,
             "\nLast sample before SIGTERM: RSS {}, {} fds ({} sockets), {} established connections.",
@@ -261,26 +261,26 @@ pub fn report(args: &Args, outcome: &Outcome) -> anyhow::Result<(String, usize)>
             s.connections
         )?;
     }
-    if let Some(peak) = proc_status_kib(outcome.pid, "VmHWM") {
+    if let Some(peak) = proc_status_kib(observed.pid, "VmHWM") {
         writeln!(out, "Peak RSS (VmHWM): {}", mib(peak))?;
     }
 
     // Certificates.
     writeln!(out, "\n#### Certificates\n")?;
-    let seen: Vec<Duration> = outcome.rotation_delays.iter().flatten().copied().collect();
+    let seen: Vec<Duration> = observed.rotation_delays.iter().flatten().copied().collect();
     writeln!(
         out,
         "- {} rotations through the `..data` swap; new certificate served after {} (max {}); {} not seen within 10 s",
-        outcome.rotation_delays.len(),
+        observed.rotation_delays.len(),
         seen.iter().map(|d| ms(*d)).collect::<Vec<_>>().join(", "),
         ms(seen.iter().max().copied().unwrap_or_default()),
-        outcome.rotation_delays.len() - seen.len()
+        observed.rotation_delays.len() - seen.len()
     )?;
     checks.check(
-        outcome.rotation_delays.len() == rotations && seen.len() == rotations,
+        observed.rotation_delays.len() == rotations && seen.len() == rotations,
         format!("{} of {rotations} rotations served", seen.len()),
     );
-    for (kind, kept, logged) in &outcome.broken_results {
+    for (kind, kept, logged) in &observed.broken_results {
         writeln!(
             out,
             "- broken pair ({kind}): previous pair kept serving: {kept}; refusal logged: {logged}"
@@ -293,12 +293,12 @@ pub fn report(args: &Args, outcome: &Outcome) -> anyhow::Result<(String, usize)>
     for (name, stats, limit) in [
         (
             "slowloris (partial headers)",
-            &outcome.slow_stats,
+            &observed.slow_stats,
             HEADER_READ_TIMEOUT,
         ),
         (
             "body trickled 1 byte/200 ms",
-            &outcome.trickle_stats,
+            &observed.trickle_stats,
             REQUEST_TIMEOUT,
         ),
     ] {
@@ -318,7 +318,7 @@ pub fn report(args: &Args, outcome: &Outcome) -> anyhow::Result<(String, usize)>
         );
     }
     for h2 in [false, true] {
-        let waits: Vec<&Option<Duration>> = outcome
+        let waits: Vec<&Option<Duration>> = observed
             .idle
             .iter()
             .filter(|(p, _)| *p == h2)
@@ -345,7 +345,7 @@ pub fn report(args: &Args, outcome: &Outcome) -> anyhow::Result<(String, usize)>
             format!("idle {proto} connections closed"),
         );
     }
-    for (chunked, result) in &outcome.oversized_results {
+    for (chunked, result) in &observed.oversized_results {
         let how = if *chunked {
             "chunked"
         } else {
@@ -370,7 +370,7 @@ pub fn report(args: &Args, outcome: &Outcome) -> anyhow::Result<(String, usize)>
             }
         }
     }
-    for (flag, result) in &outcome.old_tls {
+    for (flag, result) in &observed.old_tls {
         match result {
             Some(ok) => {
                 writeln!(
@@ -388,23 +388,23 @@ pub fn report(args: &Args, outcome: &Outcome) -> anyhow::Result<(String, usize)>
 
     // Shutdown.
     writeln!(out, "\n#### SIGTERM during saturation\n")?;
-    let inflight = outcome
+    let inflight = observed
         .log_data
         .records
         .iter()
-        .filter(|r| r.start < outcome.sigterm_at && r.start + r.took > outcome.sigterm_at)
+        .filter(|r| r.start < observed.sigterm_at && r.start + r.took > observed.sigterm_at)
         .count();
-    let failed_before = outcome
+    let failed_before = observed
         .log_data
         .records
         .iter()
-        .filter(|r| r.start < outcome.sigterm_at && !r.ok)
+        .filter(|r| r.start < observed.sigterm_at && !r.ok)
         .count();
-    let after: Vec<&Record> = outcome
+    let after: Vec<&Record> = observed
         .log_data
         .records
         .iter()
-        .filter(|r| r.start >= outcome.sigterm_at)
+        .filter(|r| r.start >= observed.sigterm_at)
         .collect();
     let after_ok = after.iter().filter(|r| r.ok).count();
     writeln!(
@@ -417,19 +417,19 @@ pub fn report(args: &Args, outcome: &Outcome) -> anyhow::Result<(String, usize)>
         ms(SHUTDOWN_DELAY),
         after.len() - after_ok
     )?;
-    match outcome.not_ready_after {
+    match observed.not_ready_after {
         Some(d) => writeln!(out, "- /ready failed {} after SIGTERM", ms(d))?,
         None => writeln!(out, "- /ready kept answering 2xx during the shutdown delay")?,
     }
     checks.check(
-        outcome.not_ready_after.is_some(),
+        observed.not_ready_after.is_some(),
         "readiness fails after SIGTERM".into(),
     );
     checks.check(
         failed_before == 0,
         format!("{failed_before} reviews started before SIGTERM failed"),
     );
-    match outcome.exit {
+    match observed.exit {
         Some((took, status)) => {
             writeln!(
                 out,
@@ -447,8 +447,8 @@ pub fn report(args: &Args, outcome: &Outcome) -> anyhow::Result<(String, usize)>
             checks.check(false, "exit within the grace period".into());
         }
     }
-    let reloaded = count_lines(&outcome.server_log, "certificate reloaded");
-    let refused = count_lines(&outcome.server_log, "new certificate/key refused");
+    let reloaded = count_lines(&observed.server_log, "certificate reloaded");
+    let refused = count_lines(&observed.server_log, "new certificate/key refused");
     writeln!(
         out,
         "- webhook log: {reloaded} `certificate reloaded`, {refused} `new certificate/key refused` lines"
@@ -458,13 +458,13 @@ pub fn report(args: &Args, outcome: &Outcome) -> anyhow::Result<(String, usize)>
         "\nFaults injected: {} certificate rotations, {} broken pairs, {} slowloris and {} \
          body-trickling connections, {} idle connections, {} oversized bodies, {} old-TLS \
          handshakes, 1 SIGTERM under saturation; reviews served: {served}.",
-        outcome.rotation_delays.len(),
-        outcome.broken_results.len(),
-        lock(&outcome.slow_stats).opened,
-        lock(&outcome.trickle_stats).opened,
-        outcome.idle.len(),
-        outcome.oversized_results.len(),
-        outcome.old_tls.iter().filter(|(_, r)| r.is_some()).count(),
+        observed.rotation_delays.len(),
+        observed.broken_results.len(),
+        lock(&observed.slow_stats).opened,
+        lock(&observed.trickle_stats).opened,
+        observed.idle.len(),
+        observed.oversized_results.len(),
+        observed.old_tls.iter().filter(|(_, r)| r.is_some()).count(),
     )?;
 
     writeln!(out, "\n#### Checks\n")?;

@@ -1,7 +1,7 @@
 //! One soak run: the webhook started with its specs, policy and certificate (and the fake API
 //! server for the kube backend), load at a fixed rate then at saturation, the events spread
 //! over the duration (rotations and broken pairs, idle connections, oversized bodies, old
-//! TLS), SIGTERM under saturation; what was seen goes into a [`report::Outcome`].
+//! TLS), SIGTERM under saturation; what was seen goes into a [`report::Observations`].
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -16,7 +16,7 @@ use crate::adversary::{idle_connections, openssl_handshake, oversized, slow_clie
 use crate::certs::{install, Ca};
 use crate::client::{client_config, Client};
 use crate::load::{load_worker, mix, start_saturation, Ctx, Log, Phase};
-use crate::report::{self, Outcome};
+use crate::report::{self, Observations};
 use crate::server::{count_lines, established, fds, http_get, proc_status_kib, Sample, Server};
 use crate::{lock, Args, Backend, RELOAD_INTERVAL, SHUTDOWN_DELAY, SHUTDOWN_GRACE};
 
@@ -286,7 +286,7 @@ pub async fn soak(args: &Args) -> anyhow::Result<(String, usize)> {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let outcome = Outcome {
+    let observed = Observations {
         webhook,
         fixed_for,
         log_data: std::mem::take(&mut *lock(&ctx.log)),
@@ -305,7 +305,7 @@ pub async fn soak(args: &Args) -> anyhow::Result<(String, usize)> {
         exit,
         server_log: server.log.clone(),
     };
-    let (mut out, failed) = report::report(args, &outcome)?;
+    let (mut out, failed) = report::report(args, &observed)?;
     if args.keep {
         let kept = work.keep();
         use std::fmt::Write as _;

@@ -1,5 +1,5 @@
 //! What a run is asked ([`IssueOptions`]), what it tells on the way ([`Progress`]) and what it
-//! answers ([`Outcome`], the `-o json` of `gmsa certs issue`).
+//! answers ([`IssueReport`], the `-o json` of `gmsa certs issue`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -141,7 +141,7 @@ impl PlannedCall {
 /// The result of a run (`-o json` prints it).
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Outcome {
+pub struct IssueReport {
     /// What happened.
     pub action: Action,
     /// Why (e.g. why it was re-issued or left alone).

@@ -2,7 +2,7 @@
 //! pure decision code runs.
 //!
 //! CONTRACT (used by `server`): [`Admitter::handle`] takes the raw request body of `/mutate` or
-//! `/validate` and returns the response body plus an [`Outcome`] for metrics and logs.
+//! `/validate` and returns the response body plus a [`Verdict`] for metrics and logs.
 //!
 //! Reviews are read with a minimal borrowed struct: the pod stays a raw JSON slice until the
 //! cheap [`admission::mentions_gmsa`] gate says it may carry GMSA fields, so a pod without
@@ -20,11 +20,9 @@ use serde_json::value::RawValue;
 use tracing::Instrument as _;
 
 use crate::admission::{
-    self, contents_match, DecideOptions, Decision, Denial, Needs, Resolved, Scan, SpecNeed,
+    self, contents_match, DecideOptions, Decision, Denial, Hook, Needs, Resolved, Scan, SpecNeed,
 };
 use crate::lookup::{Authorizer, Freshness, LookupError, SpecLookup, SpecStore};
-
-pub use crate::admission::ReviewKind;
 
 /// `apiVersion` of v1 AdmissionReviews.
 pub const ADMISSION_V1: &str = "admission.k8s.io/v1";
@@ -39,9 +37,9 @@ pub struct Options {
     pub random_hostname: bool,
 }
 
-/// How a review ended, for metrics and logs.
+/// How a review ended (the admission verdict), for metrics and logs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Verdict {
     /// No GMSA field anywhere in the pod: allowed without lookups.
     NoGmsa,
     /// Allowed without changes.
@@ -55,7 +53,7 @@ pub enum Outcome {
     },
 }
 
-impl Outcome {
+impl Verdict {
     /// A short label for metrics: `no_gmsa`, `allowed`, `patched`, `denied`.
     pub fn label(&self) -> &'static str {
         match self {
@@ -67,13 +65,13 @@ impl Outcome {
     }
 }
 
-/// A handled review: the HTTP response body (an AdmissionReview) and its outcome.
+/// A handled review: the HTTP response body (an AdmissionReview) and its verdict.
 #[derive(Debug)]
 pub struct Handled {
     /// The serialized AdmissionReview response.
     pub body: Vec<u8>,
     /// What happened.
-    pub outcome: Outcome,
+    pub verdict: Verdict,
     /// The CCG plugin labels of the specs looked up (for the metrics).
     pub plugins: std::collections::BTreeSet<&'static str>,
 }
@@ -82,7 +80,7 @@ pub struct Handled {
 #[derive(Clone)]
 pub struct Admitter {
     specs: Arc<dyn SpecStore>,
-    authz: Arc<dyn Authorizer>,
+    authorizer: Arc<dyn Authorizer>,
     options: Options,
 }
 
@@ -170,7 +168,7 @@ fn wire_version(api_version: Option<&str>) -> &'static str {
     }
 }
 
-/// Serializes a decision as an AdmissionReview response; returns the body and its outcome.
+/// Serializes a decision as an AdmissionReview response; returns the body and its verdict.
 fn respond(api_version: &str, uid: &str, decision: &Decision, no_gmsa: bool) -> Handled {
     let (patch, patch_type) = if decision.patch.is_empty() || !decision.allowed() {
         (None, None)
@@ -195,11 +193,11 @@ fn respond(api_version: &str, uid: &str, decision: &Decision, no_gmsa: bool) -> 
         reason: d.reason(),
         code: d.code(),
     });
-    let outcome = match &decision.denial {
-        Some(d) => Outcome::Denied { code: d.code() },
-        None if no_gmsa => Outcome::NoGmsa,
-        None if patch.is_some() => Outcome::Patched,
-        None => Outcome::Allowed,
+    let verdict = match &decision.denial {
+        Some(d) => Verdict::Denied { code: d.code() },
+        None if no_gmsa => Verdict::NoGmsa,
+        None if patch.is_some() => Verdict::Patched,
+        None => Verdict::Allowed,
     };
     let review = ReviewOut {
         api_version,
@@ -218,7 +216,7 @@ fn respond(api_version: &str, uid: &str, decision: &Decision, no_gmsa: bool) -> 
     let body = serde_json::to_vec(&review).unwrap_or_default();
     Handled {
         body,
-        outcome,
+        verdict,
         plugins: decision.plugins.clone(),
     }
 }
@@ -235,10 +233,14 @@ fn log_denial(denial: &Denial, namespace: &str, pod: &str) {
 
 impl Admitter {
     /// An admitter over these lookups.
-    pub fn new(specs: Arc<dyn SpecStore>, authz: Arc<dyn Authorizer>, options: Options) -> Self {
+    pub fn new(
+        specs: Arc<dyn SpecStore>,
+        authorizer: Arc<dyn Authorizer>,
+        options: Options,
+    ) -> Self {
         Self {
             specs,
-            authz,
+            authorizer,
             options,
         }
     }
@@ -249,7 +251,7 @@ impl Admitter {
     }
 
     /// Handles one review body for `kind`. Never fails: malformed input becomes a denial.
-    pub async fn handle(&self, kind: ReviewKind, body: &[u8]) -> Handled {
+    pub async fn handle(&self, kind: Hook, body: &[u8]) -> Handled {
         let review: ReviewIn<'_> = match serde_json::from_slice(body) {
             Ok(review) => review,
             Err(e) => {
@@ -290,12 +292,7 @@ impl Admitter {
             .await
     }
 
-    async fn handle_request(
-        &self,
-        kind: ReviewKind,
-        version: &str,
-        request: &RequestIn<'_>,
-    ) -> Handled {
+    async fn handle_request(&self, kind: Hook, version: &str, request: &RequestIn<'_>) -> Handled {
         let uid = request.uid.as_ref();
         let namespace = request.namespace.as_deref();
         let deny = |denial: Denial, pod: &str| {
@@ -356,11 +353,11 @@ impl Admitter {
     /// denial) and `use` checks, all concurrently.
     async fn resolve(&self, scan: &Scan<'_>, needs: &Needs<'_>) -> Resolved {
         let specs = join_all(needs.specs.iter().map(|need| self.lookup_spec(need)));
-        let authz = join_all(needs.authz.iter().map(|spec| {
-            self.authz
+        let uses = join_all(needs.uses.iter().map(|spec| {
+            self.authorizer
                 .may_use(&scan.namespace, &scan.service_account, spec)
         }));
-        let (specs, authz) = futures::join!(specs, authz);
+        let (specs, uses) = futures::join!(specs, uses);
         Resolved {
             specs: needs
                 .specs
@@ -368,12 +365,7 @@ impl Admitter {
                 .map(|n| n.name.to_string())
                 .zip(specs)
                 .collect(),
-            authz: needs
-                .authz
-                .iter()
-                .map(|n| n.to_string())
-                .zip(authz)
-                .collect(),
+            uses: needs.uses.iter().map(|n| n.to_string()).zip(uses).collect(),
         }
     }
 
@@ -400,7 +392,7 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::*;
-    use crate::lookup::{AuthzDecision, CredSpecEntry};
+    use crate::lookup::{CredSpecEntry, UseDecision};
 
     struct OneSpec;
 
@@ -425,8 +417,8 @@ mod tests {
 
     #[async_trait]
     impl Authorizer for Nobody {
-        async fn may_use(&self, _: &str, _: &str, _: &str) -> Result<AuthzDecision, LookupError> {
-            Ok(AuthzDecision {
+        async fn may_use(&self, _: &str, _: &str, _: &str) -> Result<UseDecision, LookupError> {
+            Ok(UseDecision {
                 allowed: false,
                 reason: None,
             })
@@ -449,12 +441,12 @@ mod tests {
         .into_bytes()
     }
 
-    fn handle(kind: ReviewKind, body: &[u8]) -> (Value, Outcome) {
+    fn handle(kind: Hook, body: &[u8]) -> (Value, Verdict) {
         let admitter = Admitter::new(Arc::new(OneSpec), Arc::new(Nobody), Options::default());
         let handled = futures::executor::block_on(admitter.handle(kind, body));
         (
             serde_json::from_slice(&handled.body).expect("answer is JSON"),
-            handled.outcome,
+            handled.verdict,
         )
     }
 
@@ -467,8 +459,8 @@ mod tests {
     #[test]
     fn allowed_without_gmsa_is_minimal() {
         let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]}});
-        let (answer, outcome) = handle(ReviewKind::Mutate, &body(ADMISSION_V1, pod));
-        assert_eq!(outcome, Outcome::NoGmsa);
+        let (answer, verdict) = handle(Hook::Mutate, &body(ADMISSION_V1, pod));
+        assert_eq!(verdict, Verdict::NoGmsa);
         assert_eq!(
             answer,
             json!({"apiVersion": ADMISSION_V1, "kind": "AdmissionReview",
@@ -478,8 +470,8 @@ mod tests {
 
     #[test]
     fn patch_is_base64_json_patch_with_audit_annotation() {
-        let (answer, outcome) = handle(ReviewKind::Mutate, &body(ADMISSION_V1BETA1, gmsa_pod()));
-        assert_eq!(outcome, Outcome::Patched);
+        let (answer, verdict) = handle(Hook::Mutate, &body(ADMISSION_V1BETA1, gmsa_pod()));
+        assert_eq!(verdict, Verdict::Patched);
         let patch = base64::engine::general_purpose::STANDARD
             .decode(answer["response"]["patch"].as_str().expect("patch"))
             .expect("base64");
@@ -501,8 +493,8 @@ mod tests {
 
     #[test]
     fn denial_carries_a_full_status() {
-        let (answer, outcome) = handle(ReviewKind::Validate, &body(ADMISSION_V1, gmsa_pod()));
-        assert_eq!(outcome, Outcome::Denied { code: 403 });
+        let (answer, verdict) = handle(Hook::Validate, &body(ADMISSION_V1, gmsa_pod()));
+        assert_eq!(verdict, Verdict::Denied { code: 403 });
         let status = &answer["response"]["status"];
         assert_eq!(status["status"], "Failure");
         assert_eq!(status["reason"], "Forbidden");
@@ -516,8 +508,8 @@ mod tests {
     }
 
     #[test]
-    fn outcome_labels() {
-        assert_eq!(Outcome::NoGmsa.label(), "no_gmsa");
-        assert_eq!(Outcome::Denied { code: 400 }.label(), "denied");
+    fn verdict_labels() {
+        assert_eq!(Verdict::NoGmsa.label(), "no_gmsa");
+        assert_eq!(Verdict::Denied { code: 400 }.label(), "denied");
     }
 }

@@ -18,11 +18,11 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
 use super::{api_status, describe, is_dns_label};
-use crate::lookup::{Authorizer, AuthzDecision, LookupError};
+use crate::lookup::{Authorizer, LookupError, UseDecision};
 
 /// Settings of [`KubeAuthorizer`].
 #[derive(Clone, Debug)]
-pub struct AuthzConfig {
+pub struct AuthorizerConfig {
     /// How long an "allowed" answer is reused (0: not cached). Revoking a service account's
     /// `use` takes up to this long to apply to new pods.
     pub allowed_ttl: Duration,
@@ -44,7 +44,7 @@ pub const DEFAULT_ALLOWED_TTL: Duration = Duration::from_secs(10);
 /// this shortens it too).
 pub const MAX_DENIED_TTL: Duration = Duration::from_secs(5);
 
-impl Default for AuthzConfig {
+impl Default for AuthorizerConfig {
     /// Allowed [`DEFAULT_ALLOWED_TTL`], denied [`MAX_DENIED_TTL`], 10,000 entries, 3 s per call.
     fn default() -> Self {
         Self {
@@ -65,11 +65,11 @@ struct Ttl {
     denied: Duration,
 }
 
-impl Expiry<Key, AuthzDecision> for Ttl {
+impl Expiry<Key, UseDecision> for Ttl {
     fn expire_after_create(
         &self,
         _key: &Key,
-        value: &AuthzDecision,
+        value: &UseDecision,
         _created_at: Instant,
     ) -> Option<Duration> {
         Some(if value.allowed {
@@ -119,12 +119,12 @@ impl Metrics {
 /// `system:serviceaccounts:NS`, `system:authenticated`; verb `use` on
 /// `gmsacredentialspecs.windows.k8s.io/v1` named SPEC. Allowed = `allowed && !denied`.
 ///
-/// Answers are cached per (namespace, service account, spec) with [`AuthzConfig`]'s TTLs and
+/// Answers are cached per (namespace, service account, spec) with [`AuthorizerConfig`]'s TTLs and
 /// size bound; concurrent identical lookups share one in-flight call. Errors are never
 /// cached.
 pub struct KubeAuthorizer {
     client: kube::Client,
-    cache: Cache<Key, AuthzDecision>,
+    cache: Cache<Key, UseDecision>,
     timeout: Duration,
     metrics: Metrics,
 }
@@ -132,7 +132,7 @@ pub struct KubeAuthorizer {
 impl KubeAuthorizer {
     /// An authorizer calling the API server through `client`; registers its metrics
     /// (`gmsa_webhook_authz_*`) in `registry`.
-    pub fn new(client: kube::Client, config: AuthzConfig, registry: &mut Registry) -> Self {
+    pub fn new(client: kube::Client, config: AuthorizerConfig, registry: &mut Registry) -> Self {
         let cache = Cache::builder()
             .max_capacity(config.max_entries)
             .expire_after(Ttl {
@@ -154,12 +154,12 @@ impl KubeAuthorizer {
     }
 
     /// One access review call, with the deadline.
-    async fn review(
+    async fn call_access_review(
         &self,
         namespace: &str,
         service_account: &str,
         spec: &str,
-    ) -> Result<AuthzDecision, LookupError> {
+    ) -> Result<UseDecision, LookupError> {
         if !is_dns_label(namespace) {
             // The namespace goes into the URL path (kube-rs does not escape it); a real
             // admission request always carries a valid one.
@@ -167,14 +167,14 @@ impl KubeAuthorizer {
                 "cannot review access in namespace {namespace:?}: not a valid namespace name"
             )));
         }
-        let review = access_review(namespace, service_account, spec);
+        let request = access_review(namespace, service_account, spec);
         let api: Api<LocalSubjectAccessReview> = Api::namespaced(self.client.clone(), namespace);
         let what = format!(
             "LocalSubjectAccessReview for service account \"{service_account}\" in namespace \
              \"{namespace}\" using credspec \"{spec}\""
         );
         let result =
-            match tokio::time::timeout(self.timeout, api.create(&PostParams::default(), &review))
+            match tokio::time::timeout(self.timeout, api.create(&PostParams::default(), &request))
                 .await
             {
                 Ok(Ok(answer)) => decision(&answer).ok_or_else(|| {
@@ -252,7 +252,7 @@ fn access_review(namespace: &str, service_account: &str, spec: &str) -> LocalSub
 /// `allowed && !denied`, with the reason and any evaluation error (a denial then says the
 /// authorizer failed while evaluating). `None` when the answer has no status at all: nothing
 /// was decided, which is not a denial (the caller answers 503).
-fn decision(answer: &LocalSubjectAccessReview) -> Option<AuthzDecision> {
+fn decision(answer: &LocalSubjectAccessReview) -> Option<UseDecision> {
     let status = answer.status.as_ref()?;
     let reason = status.reason.as_deref().filter(|r| !r.is_empty());
     let error = status.evaluation_error.as_deref().filter(|r| !r.is_empty());
@@ -262,7 +262,7 @@ fn decision(answer: &LocalSubjectAccessReview) -> Option<AuthzDecision> {
         (None, Some(e)) => Some(format!("evaluation error: {e}")),
         (None, None) => None,
     };
-    Some(AuthzDecision {
+    Some(UseDecision {
         allowed: status.allowed && !status.denied.unwrap_or(false),
         reason,
     })
@@ -275,7 +275,7 @@ impl Authorizer for KubeAuthorizer {
         namespace: &str,
         service_account: &str,
         spec: &str,
-    ) -> Result<AuthzDecision, LookupError> {
+    ) -> Result<UseDecision, LookupError> {
         let key = (
             namespace.to_string(),
             service_account.to_string(),
@@ -286,7 +286,8 @@ impl Authorizer for KubeAuthorizer {
             .entry(key)
             .or_try_insert_with(async {
                 self.metrics.cache_misses.inc();
-                self.review(namespace, service_account, spec).await
+                self.call_access_review(namespace, service_account, spec)
+                    .await
             })
             .await
             .map_err(|e: Arc<LookupError>| (*e).clone())?;
