@@ -68,6 +68,22 @@ pub struct Target {
 }
 
 impl Target {
+    /// The target of a pod in `namespace` under `service_account` naming `spec`, with the
+    /// defaults of `gmsa doctor`: the chart's webhook entry, a 720h renewal window, node
+    /// accounts `NAME$`.
+    pub fn new(namespace: &str, service_account: &str, spec: Option<&str>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            service_account: service_account.into(),
+            spec: spec.map(str::to_string),
+            webhook_config: None,
+            release_namespace: None,
+            renew_before_secs: 720 * 3600,
+            node_accounts: BTreeMap::new(),
+            node_account_suffix: "$".into(),
+        }
+    }
+
     /// The computer account of `node`: the mapping, else the node's first DNS label cut to
     /// 15 characters (a computer's NetBIOS name, which its `sAMAccountName` carries) in
     /// upper case, plus the suffix.

@@ -13,14 +13,18 @@ use serde_json::json;
 
 fn target() -> Target {
     Target {
-        namespace: "apps".into(),
-        service_account: "webapp".into(),
-        spec: Some("webapp01".into()),
-        webhook_config: None,
         release_namespace: Some("gmsa".into()),
         renew_before_secs: 30 * 86_400,
-        node_accounts: Default::default(),
-        node_account_suffix: "$".into(),
+        ..Target::new("apps", "webapp", Some("webapp01"))
+    }
+}
+
+fn options(probe_pod: Option<serde_json::Value>) -> Options {
+    Options {
+        target: target(),
+        probe_pod,
+        ldap: None,
+        timeout: Duration::from_secs(5),
     }
 }
 
@@ -35,12 +39,7 @@ fn client(server: &FakeApiServer) -> kube::Client {
 async fn run(setup: Setup) -> (Report, Vec<gmsa_testkit::RecordedRequest>) {
     let shared = Arc::new(Mutex::new(setup));
     let server = FakeApiServer::start(Setup::router(shared)).await;
-    let opts = Options {
-        target: target(),
-        probe_pod: None,
-        ldap: None,
-        timeout: Duration::from_secs(5),
-    };
+    let opts = options(None);
     let report = diagnose(&gather(client(&server), &opts).await);
     (report, server.requests())
 }
@@ -218,12 +217,7 @@ async fn each_broken_set_up_fails_exactly_its_check() {
 async fn the_serving_key_is_dropped_as_soon_as_it_is_read() {
     let shared = Arc::new(Mutex::new(healthy()));
     let server = FakeApiServer::start(Setup::router(shared)).await;
-    let opts = Options {
-        target: target(),
-        probe_pod: None,
-        ldap: None,
-        timeout: Duration::from_secs(5),
-    };
+    let opts = options(None);
     let facts = gather(client(&server), &opts).await;
     let Some(Some(secret)) = facts.serving_secret.got() else {
         panic!("the Secret was read: {:?}", facts.serving_secret);
@@ -243,12 +237,7 @@ async fn the_probe_pod_is_a_windows_pod_naming_the_spec_under_the_service_accoun
         pod["spec"]["nodeSelector"],
         json!({"kubernetes.io/os": "windows"})
     );
-    let opts = Options {
-        target: target(),
-        probe_pod: Some(pod),
-        ldap: None,
-        timeout: Duration::from_secs(5),
-    };
+    let opts = options(Some(pod));
     let facts = gather(client(&server), &opts).await;
     let Some(gmsa_doctor::ProbeAnswer::Admitted(p)) = facts.probe.got() else {
         panic!("admitted: {:?}", facts.probe);

@@ -36,15 +36,10 @@ fn credspec() -> Value {
 async fn doctor(cluster: &Cluster, ns: &TestNamespace, spec: &str) -> Report {
     let opts = Options {
         target: Target {
-            namespace: ns.name().into(),
-            service_account: "webapp".into(),
-            spec: Some(spec.into()),
             // register_webhook names both configurations after the namespace.
             webhook_config: Some(ns.name().into()),
-            release_namespace: None,
             renew_before_secs: 30 * 86_400,
-            node_accounts: Default::default(),
-            node_account_suffix: "$".into(),
+            ..Target::new(ns.name(), "webapp", Some(spec))
         },
         probe_pod: None,
         ldap: None,

@@ -357,6 +357,23 @@ fn list(kind: &str, items: Vec<Value>) -> Response {
     )
 }
 
+/// The items of `namespace` matching the query's `labelSelector`, as a list.
+fn list_in(
+    kind: &str,
+    items: &[Value],
+    namespace: &str,
+    q: &std::collections::HashMap<String, String>,
+) -> Response {
+    let selected = items
+        .iter()
+        .filter(|v| {
+            v["metadata"]["namespace"] == namespace && labels_match(v, q.get("labelSelector"))
+        })
+        .cloned()
+        .collect();
+    list(kind, selected)
+}
+
 fn one(found: Option<&Value>, what: &str, name: &str) -> Response {
     match found {
         Some(v) => json(v),
@@ -428,50 +445,19 @@ async fn service(State(s): Shared, Path((ns, name)): Path<(String, String)>) -> 
 }
 async fn endpoint_slices(State(s): Shared, Path(ns): Path<String>, Query(q): Params) -> Response {
     with(&s, |s| {
-        forbidden(s, "endpointslices").unwrap_or_else(|| {
-            list(
-                "EndpointSlice",
-                s.endpoint_slices
-                    .iter()
-                    .filter(|v| {
-                        v["metadata"]["namespace"] == ns.as_str()
-                            && labels_match(v, q.get("labelSelector"))
-                    })
-                    .cloned()
-                    .collect(),
-            )
-        })
+        forbidden(s, "endpointslices")
+            .unwrap_or_else(|| list_in("EndpointSlice", &s.endpoint_slices, &ns, &q))
     })
 }
-async fn deployments(State(s): Shared, Path(ns): Path<String>) -> Response {
+async fn deployments(State(s): Shared, Path(ns): Path<String>, Query(q): Params) -> Response {
     with(&s, |s| {
-        forbidden(s, "deployments").unwrap_or_else(|| {
-            list(
-                "Deployment",
-                s.deployments
-                    .iter()
-                    .filter(|v| v["metadata"]["namespace"] == ns.as_str())
-                    .cloned()
-                    .collect(),
-            )
-        })
+        forbidden(s, "deployments")
+            .unwrap_or_else(|| list_in("Deployment", &s.deployments, &ns, &q))
     })
 }
 async fn pods(State(s): Shared, Path(ns): Path<String>, Query(q): Params) -> Response {
     with(&s, |s| {
-        forbidden(s, "pods").unwrap_or_else(|| {
-            list(
-                "Pod",
-                s.pods
-                    .iter()
-                    .filter(|v| {
-                        v["metadata"]["namespace"] == ns.as_str()
-                            && labels_match(v, q.get("labelSelector"))
-                    })
-                    .cloned()
-                    .collect(),
-            )
-        })
+        forbidden(s, "pods").unwrap_or_else(|| list_in("Pod", &s.pods, &ns, &q))
     })
 }
 async fn secret(State(s): Shared, Path((ns, name)): Path<(String, String)>) -> Response {

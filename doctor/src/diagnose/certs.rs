@@ -291,14 +291,9 @@ pub(crate) fn url_host(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnose::fixture::check;
     use crate::diagnose::{diagnose, fixture};
     use crate::facts::Fetched;
-    use crate::report::Report;
-
-    fn check<'a>(r: &'a Report, id: &str) -> &'a Check {
-        r.get(id)
-            .unwrap_or_else(|| panic!("no check {id} in {r:#?}"))
-    }
 
     #[test]
     fn url_hosts() {

@@ -259,13 +259,8 @@ fn short(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnose::fixture::check;
     use crate::diagnose::{diagnose, fixture};
-    use crate::report::Report;
-
-    fn check<'a>(r: &'a Report, id: &str) -> &'a Check {
-        r.get(id)
-            .unwrap_or_else(|| panic!("no check {id} in {r:#?}"))
-    }
 
     #[test]
     fn minor_versions() {

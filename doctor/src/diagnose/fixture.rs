@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::facts::{Facts, Fetched, ProbeAnswer, Target, WebhookAnswer};
+use crate::report::Report;
 
 use gmsa_testkit::setup::Pki as TestPki;
 
@@ -26,15 +27,16 @@ fn from<T: DeserializeOwned>(v: &Value) -> T {
 
 pub fn target() -> Target {
     Target {
-        namespace: "apps".into(),
-        service_account: "webapp".into(),
-        spec: Some("webapp01".into()),
-        webhook_config: None,
         release_namespace: Some("gmsa".into()),
         renew_before_secs: 30 * 86_400,
-        node_accounts: Default::default(),
-        node_account_suffix: "$".into(),
+        ..Target::new("apps", "webapp", Some("webapp01"))
     }
+}
+
+/// The check `id` of `r` (panics, showing the report, when it did not run).
+pub fn check<'a>(r: &'a Report, id: &str) -> &'a crate::report::Check {
+    r.get(id)
+        .unwrap_or_else(|| panic!("no check {id} in {r:#?}"))
 }
 
 /// Facts as [`crate::gather()`] reads them from `s` (with the domain's report for the node).

@@ -322,13 +322,8 @@ fn nodes(f: &Facts, spec: &CredSpec) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnose::fixture::check;
     use crate::diagnose::{diagnose, fixture};
-    use crate::report::Report;
-
-    fn check<'a>(r: &'a Report, id: &str) -> &'a Check {
-        r.get(id)
-            .unwrap_or_else(|| panic!("no check {id} in {r:#?}"))
-    }
 
     #[test]
     fn the_grant_is_exact() {

@@ -31,55 +31,45 @@ impl Entry<'_> {
     }
 }
 
-/// The entries doctor looks at: those named [`WEBHOOK_ENTRY`], or every entry of the
-/// configurations named by `--webhook-config`.
-pub(super) fn mutating(f: &Facts) -> Vec<Entry<'_>> {
-    let Some(configs) = f.mutating.got() else {
-        return Vec::new();
-    };
-    configs
-        .iter()
-        .flat_map(|c| {
-            let config = c.metadata.name.as_deref().unwrap_or("");
-            c.webhooks.iter().flatten().map(move |w| Entry {
-                kind: "MutatingWebhookConfiguration",
-                config,
-                name: &w.name,
-                client: &w.client_config,
-                rules: w.rules.as_deref().unwrap_or_default(),
-                failure_policy: w.failure_policy.as_deref(),
-                timeout: w.timeout_seconds,
-                namespace_selector: w.namespace_selector.as_ref(),
-                has_match_conditions: w.match_conditions.as_ref().is_some_and(|m| !m.is_empty()),
+/// The entries of `configs` doctor looks at: those named [`WEBHOOK_ENTRY`], or every entry of
+/// the configurations named by `--webhook-config`. A macro because the mutating and validating
+/// entry types share these fields but no trait.
+macro_rules! entries {
+    ($f:expr, $configs:expr, $kind:literal) => {
+        $configs
+            .got()
+            .into_iter()
+            .flatten()
+            .flat_map(|c| {
+                let config = c.metadata.name.as_deref().unwrap_or("");
+                c.webhooks.iter().flatten().map(move |w| Entry {
+                    kind: $kind,
+                    config,
+                    name: &w.name,
+                    client: &w.client_config,
+                    rules: w.rules.as_deref().unwrap_or_default(),
+                    failure_policy: w.failure_policy.as_deref(),
+                    timeout: w.timeout_seconds,
+                    namespace_selector: w.namespace_selector.as_ref(),
+                    has_match_conditions: w
+                        .match_conditions
+                        .as_ref()
+                        .is_some_and(|m| !m.is_empty()),
+                })
             })
-        })
-        .filter(|e| f.target.webhook_config.is_some() || e.name == WEBHOOK_ENTRY)
-        .collect()
+            .filter(|e| $f.target.webhook_config.is_some() || e.name == WEBHOOK_ENTRY)
+            .collect()
+    };
 }
 
-/// Like [`mutating`], for the validating configurations.
+/// The mutating entries doctor looks at (see [`entries!`]).
+pub(super) fn mutating(f: &Facts) -> Vec<Entry<'_>> {
+    entries!(f, f.mutating, "MutatingWebhookConfiguration")
+}
+
+/// The validating entries doctor looks at.
 pub(super) fn validating(f: &Facts) -> Vec<Entry<'_>> {
-    let Some(configs) = f.validating.got() else {
-        return Vec::new();
-    };
-    configs
-        .iter()
-        .flat_map(|c| {
-            let config = c.metadata.name.as_deref().unwrap_or("");
-            c.webhooks.iter().flatten().map(move |w| Entry {
-                kind: "ValidatingWebhookConfiguration",
-                config,
-                name: &w.name,
-                client: &w.client_config,
-                rules: w.rules.as_deref().unwrap_or_default(),
-                failure_policy: w.failure_policy.as_deref(),
-                timeout: w.timeout_seconds,
-                namespace_selector: w.namespace_selector.as_ref(),
-                has_match_conditions: w.match_conditions.as_ref().is_some_and(|m| !m.is_empty()),
-            })
-        })
-        .filter(|e| f.target.webhook_config.is_some() || e.name == WEBHOOK_ENTRY)
-        .collect()
+    entries!(f, f.validating, "ValidatingWebhookConfiguration")
 }
 
 /// `webhooks.*`.
@@ -579,14 +569,9 @@ fn replicas(f: &Facts, d: &k8s_openapi::api::apps::v1::Deployment) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnose::fixture::check;
     use crate::diagnose::{diagnose, fixture};
-    use crate::report::Report;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
-
-    fn check<'a>(r: &'a Report, id: &str) -> &'a Check {
-        r.get(id)
-            .unwrap_or_else(|| panic!("no check {id} in {r:#?}"))
-    }
 
     fn req(key: &str, op: &str, values: &[&str]) -> LabelSelectorRequirement {
         LabelSelectorRequirement {
