@@ -1,34 +1,7 @@
-//! A real Kubernetes cluster for end-to-end tests, when one is configured.
-//!
-//! - [`Cluster::connect_or_skip`]: the cluster named by `GMSA_E2E_KUBECONFIG` (a kubeconfig
-//!   path; an explicit opt-in, so an unreachable cluster fails the test) or else by
-//!   `KUBECONFIG` (ambient; an unreachable cluster skips). With neither set the test prints
-//!   that it was skipped and why, and returns.
-//! - [`Cluster::ensure_crd`]: installs the CRD this build generates when the cluster has none
-//!   (so every scenario runs on a bare API server); [`Cluster::require_webhook`]: scenarios of
-//!   the installed chart fail under `GMSA_E2E_KUBECONFIG` when it is missing, never skip.
-//! - [`Cluster::with_namespace`]: runs a test body in a fresh namespace `gmsa-e2e-…`, deleting
-//!   it (and every credspec, pod and webhook configuration the body created) afterwards,
-//!   whether the body passed, failed or panicked.
-//! - [`TestNamespace`]: service accounts, `use` grants (Role + RoleBinding with
-//!   `resourceNames`), credspecs (cluster-scoped, names prefixed `gmsa-e2e-`), and
-//!   [`TestNamespace::accepts`] / [`TestNamespace::rejects`]: a server-side dry-run pod create,
-//!   which goes through the installed webhooks without scheduling anything.
-//! - [`TestNamespace::revoke_use`] / [`TestNamespace::set_ca_bundle`]: break a grant or the
-//!   registration's trust, for the doctor scenarios.
-//! - [`TestNamespace::register_webhook`]: registers a [`LocalWebhook`] (the webhook running in
-//!   this process) by `url` with its `caBundle`, for this namespace only, with the chart's
-//!   rules (mutate: pods CREATE, pods/ephemeralcontainers UPDATE; validate: pods CREATE and
-//!   UPDATE, pods/ephemeralcontainers UPDATE); removed at cleanup.
-//! - Pods for real: [`TestNamespace::create_pod`], [`TestNamespace::get_pod`],
-//!   [`TestNamespace::update_pod`], [`TestNamespace::add_ephemeral_container`] (the
-//!   `pods/ephemeralcontainers` subresource), [`TestNamespace::admit`] (a dry-run create that
-//!   also returns the admission warnings). Without Windows nodes such pods stay Pending; they
-//!   are deleted at cleanup.
-//!
-//! Everything created is named `gmsa-e2e-*`; nothing else in the cluster is touched.
+//! [`TestNamespace`]: one test's namespace and what the test made in it (service accounts,
+//! `use` grants, specs, webhook registrations, pods), removed at cleanup by
+//! [`super::Cluster::with_namespace`].
 
-use std::future::Future;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
@@ -38,304 +11,13 @@ use k8s_openapi::api::admissionregistration::v1::{
 };
 use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
     ApiResource, DeleteParams, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams,
 };
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 use serde_json::{json, Value};
 
-pub use crate::local_webhook::{LocalWebhook, LocalWebhookOptions};
-
-/// Name of the webhook entries the chart installs (mutating and validating).
-pub const WEBHOOK_NAME: &str = "admission-webhook.windows-gmsa.sigs.k8s.io";
-
-/// The label on a CRD the harness installed (and `scripts/e2e-cluster` removes).
-pub const CRD_LABEL: (&str, &str) = ("app.kubernetes.io/managed-by", "gmsa-e2e");
-
-/// Prefix of everything the harness creates.
-pub const PREFIX: &str = "gmsa-e2e-";
-
-/// Name of the mutating webhook entry [`TestNamespace::register_webhook`] registers.
-pub const LOCAL_MUTATE_HOOK: &str = "mutate.gmsa-e2e.windows.k8s.io";
-
-/// Name of the validating webhook entry [`TestNamespace::register_webhook`] registers.
-pub const LOCAL_VALIDATE_HOOK: &str = "validate.gmsa-e2e.windows.k8s.io";
-
-/// A reachable cluster.
-pub struct Cluster {
-    client: Client,
-    server: String,
-}
-
-/// Why a cluster test did not run.
-#[derive(Debug)]
-pub struct Skip(pub String);
-
-impl Cluster {
-    /// The configured cluster, or `None` after printing why the test `test` is skipped.
-    /// Panics when `GMSA_E2E_KUBECONFIG` is set but the cluster cannot be used: an explicit
-    /// opt-in must not pass silently.
-    pub async fn connect_or_skip(test: &str) -> Option<Self> {
-        match Self::connect().await {
-            Ok(c) => {
-                eprintln!("{test}: running against the cluster at {}", c.server);
-                Some(c)
-            }
-            Err(Skip(why)) => {
-                eprintln!("{test}: SKIPPED: {why}");
-                None
-            }
-        }
-    }
-
-    /// The configured cluster, or why there is none to use.
-    pub async fn connect() -> std::result::Result<Self, Skip> {
-        if let Some(path) = std::env::var_os("GMSA_E2E_KUBECONFIG") {
-            let path = std::path::PathBuf::from(path);
-            point_kubeconfig_at(&path);
-            let connected = async {
-                let kubeconfig = Kubeconfig::read_from(&path)
-                    .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-                let config =
-                    kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                        .await
-                        .with_context(|| format!("using kubeconfig {}", path.display()))?;
-                Self::reach(config).await
-            }
-            .await;
-            return match connected {
-                Ok(c) => Ok(c),
-                Err(e) => panic!(
-                    "GMSA_E2E_KUBECONFIG={} is set but the cluster cannot be used: {e:#}",
-                    path.display()
-                ),
-            };
-        }
-        if std::env::var_os("KUBECONFIG").is_none() {
-            return Err(Skip(
-                "no cluster configured: set GMSA_E2E_KUBECONFIG (or KUBECONFIG) to a kubeconfig \
-                 of a disposable test cluster"
-                    .into(),
-            ));
-        }
-        let config = kube::Config::from_kubeconfig(&KubeConfigOptions::default())
-            .await
-            .map_err(|e| Skip(format!("KUBECONFIG is set but unusable: {e}")))?;
-        Self::reach(config).await.map_err(|e| {
-            Skip(format!(
-                "KUBECONFIG is set but the cluster is unreachable: {e:#}"
-            ))
-        })
-    }
-
-    async fn reach(config: kube::Config) -> Result<Self> {
-        let server = config.cluster_url.to_string();
-        let client = Client::try_from(config).context("building a client")?;
-        let version = tokio::time::timeout(Duration::from_secs(10), client.apiserver_version())
-            .await
-            .with_context(|| format!("{server} did not answer within 10 s"))?
-            .with_context(|| format!("asking {server} for its version"))?;
-        eprintln!("cluster {server}: Kubernetes {}", version.git_version);
-        Ok(Self { client, server })
-    }
-
-    /// A client for the cluster.
-    pub fn client(&self) -> Client {
-        self.client.clone()
-    }
-
-    /// Whether the `gmsacredentialspecs.windows.k8s.io` CRD is installed.
-    pub async fn has_crd(&self) -> Result<bool> {
-        Ok(self.crd().await?.is_some())
-    }
-
-    async fn crd(&self) -> Result<Option<CustomResourceDefinition>> {
-        let crds: Api<CustomResourceDefinition> = Api::all(self.client());
-        crds.get_opt(&format!("{}.{}", gmsa_crd::PLURAL, gmsa_crd::GROUP))
-            .await
-            .context("reading the GMSACredentialSpec CRD")
-    }
-
-    /// Installs the GMSACredentialSpec CRD this build generates (server-side apply, field
-    /// manager `gmsa-e2e`, labelled [`CRD_LABEL`]) when the cluster has none, and waits until
-    /// it is established, so every scenario runs on a bare API server. An installed CRD is left
-    /// as it is. The CRD stays after the run: each test is its own process (nextest), and
-    /// deleting a CRD deletes every GMSACredentialSpec, those of scenarios still running in
-    /// other processes included; `scripts/e2e-cluster` removes it once every scenario ended
-    /// (`kubectl delete crd -l app.kubernetes.io/managed-by=gmsa-e2e`).
-    pub async fn ensure_crd(&self) -> Result<()> {
-        let established = |crd: &Option<CustomResourceDefinition>| {
-            crd.as_ref()
-                .and_then(|c| c.status.as_ref())
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| {
-                    cs.iter()
-                        .any(|c| c.type_ == "Established" && c.status == "True")
-                })
-        };
-        let crd = self.crd().await?;
-        if established(&crd) {
-            return Ok(());
-        }
-        if crd.is_none() {
-            let mut manifest = gmsa_crd::crd().context("generating the CRD")?;
-            manifest
-                .metadata
-                .labels
-                .get_or_insert_default()
-                .insert(CRD_LABEL.0.into(), CRD_LABEL.1.into());
-            let name = format!("{}.{}", gmsa_crd::PLURAL, gmsa_crd::GROUP);
-            Api::<CustomResourceDefinition>::all(self.client())
-                .patch(&name, &PatchParams::apply("gmsa-e2e").force(), &Patch::Apply(&manifest))
-                .await
-                .context("installing the GMSACredentialSpec CRD (needs create on customresourcedefinitions)")?;
-            eprintln!(
-                "cluster {}: installed the GMSACredentialSpec CRD (it stays)",
-                self.server
-            );
-        }
-        wait_for(
-            Duration::from_secs(30),
-            "the GMSACredentialSpec CRD to be established",
-            || async { Ok(established(&self.crd().await?)) },
-        )
-        .await
-    }
-
-    /// Whether a scenario needing the chart's webhook can run: `true` when it is installed.
-    /// When it is not, an explicit run (`GMSA_E2E_KUBECONFIG`) fails here with what to install;
-    /// an ambient one (`KUBECONFIG`) prints that `test` is skipped and returns `false`.
-    pub async fn require_webhook(&self, test: &str) -> bool {
-        let installed = self
-            .has_webhook()
-            .await
-            .unwrap_or_else(|e| panic!("{test}: {e:#}"));
-        if !installed {
-            let why = "the gmsa chart is not installed (helm install gmsa charts/gmsa -n gmsa --create-namespace)";
-            assert!(
-                std::env::var_os("GMSA_E2E_KUBECONFIG").is_none(),
-                "{test}: GMSA_E2E_KUBECONFIG is set but {why}: an explicit run does not skip"
-            );
-            eprintln!("{test}: SKIPPED: {why}");
-        }
-        installed
-    }
-
-    /// What the cluster's authorizer answers (a SubjectAccessReview) for service account
-    /// `namespace/name` making `req`.
-    pub async fn allows(
-        &self,
-        namespace: &str,
-        name: &str,
-        req: &crate::rbac::Request<'_>,
-    ) -> Result<bool> {
-        use k8s_openapi::api::authorization::v1::{
-            ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
-        };
-        let (resource, subresource) = match req.resource.split_once('/') {
-            Some((r, s)) => (r, Some(s.to_string())),
-            None => (req.resource, None),
-        };
-        let review = SubjectAccessReview {
-            spec: SubjectAccessReviewSpec {
-                user: Some(format!("system:serviceaccount:{namespace}:{name}")),
-                groups: Some(vec![
-                    "system:serviceaccounts".into(),
-                    format!("system:serviceaccounts:{namespace}"),
-                    "system:authenticated".into(),
-                ]),
-                resource_attributes: Some(ResourceAttributes {
-                    verb: Some(req.verb.into()),
-                    group: Some(req.group.into()),
-                    resource: Some(resource.into()),
-                    subresource,
-                    name: req.name.map(str::to_string),
-                    namespace: req.namespace.map(str::to_string),
-                    ..ResourceAttributes::default()
-                }),
-                ..SubjectAccessReviewSpec::default()
-            },
-            ..SubjectAccessReview::default()
-        };
-        let answer = Api::<SubjectAccessReview>::all(self.client())
-            .create(&PostParams::default(), &review)
-            .await
-            .with_context(|| format!("a SubjectAccessReview for {namespace}/{name}: {req:?}"))?;
-        Ok(answer.status.is_some_and(|s| s.allowed))
-    }
-
-    /// Whether a mutating webhook configuration has an entry named [`WEBHOOK_NAME`] (the chart
-    /// is installed).
-    pub async fn has_webhook(&self) -> Result<bool> {
-        let hooks: Api<MutatingWebhookConfiguration> = Api::all(self.client());
-        let list = hooks
-            .list(&Default::default())
-            .await
-            .context("listing mutating webhook configurations")?;
-        Ok(list
-            .items
-            .iter()
-            .any(|c| c.webhooks.iter().flatten().any(|w| w.name == WEBHOOK_NAME)))
-    }
-
-    /// Runs `body` in a fresh namespace `gmsa-e2e-{label}-…`, then deletes what the body
-    /// registered or created (webhook configurations, pods, credspecs) and the namespace, also
-    /// when the body failed or panicked (a failed assertion); the panic then continues.
-    pub async fn with_namespace<T>(
-        &self,
-        label: &str,
-        body: impl AsyncFnOnce(&mut TestNamespace) -> Result<T>,
-    ) -> Result<T> {
-        let mut ns = TestNamespace::create(self.client(), label).await?;
-        let result = CatchUnwind(Box::pin(body(&mut ns))).await;
-        let cleaned = ns.cleanup().await;
-        let value = match result {
-            Ok(value) => value,
-            Err(panic) => {
-                if let Err(e) = cleaned {
-                    eprintln!("{e:#}");
-                }
-                std::panic::resume_unwind(panic)
-            }
-        }?;
-        cleaned?;
-        Ok(value)
-    }
-}
-
-/// A future's output, or the panic it raised while polled.
-struct CatchUnwind<F>(std::pin::Pin<Box<F>>);
-
-impl<F: Future> Future for CatchUnwind<F> {
-    type Output = std::thread::Result<F::Output>;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        let inner = self.0.as_mut();
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(poll) => poll.map(Ok),
-            Err(panic) => std::task::Poll::Ready(Err(panic)),
-        }
-    }
-}
-
-/// Makes `KUBECONFIG` name the cluster chosen by `GMSA_E2E_KUBECONFIG`, once per process, so
-/// a [`LocalWebhook`] (whose Kubernetes backend finds its cluster through `KUBECONFIG`) talks
-/// to the same cluster as the harness. It runs first thing in [`Cluster::connect`], which
-/// every cluster test calls before doing anything else, and every caller waits for it: no
-/// other thread of the test process reads the environment meanwhile.
-fn point_kubeconfig_at(path: &std::path::Path) {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        if std::env::var_os("KUBECONFIG").as_deref() != Some(path.as_os_str()) {
-            std::env::set_var("KUBECONFIG", path);
-        }
-    });
-}
+use super::{wait_for, windows_pod, LocalWebhook, LOCAL_MUTATE_HOOK, LOCAL_VALIDATE_HOOK, PREFIX};
 
 /// A namespace created for one test, and what the test created in the cluster.
 pub struct TestNamespace {
@@ -392,7 +74,7 @@ fn unique(label: &str) -> String {
 }
 
 impl TestNamespace {
-    async fn create(client: Client, label: &str) -> Result<Self> {
+    pub(super) async fn create(client: Client, label: &str) -> Result<Self> {
         let name = unique(label);
         let namespaces: Api<Namespace> = Api::all(client.clone());
         let ns = Namespace {
@@ -822,7 +504,7 @@ impl TestNamespace {
         )
     }
 
-    async fn cleanup(self) -> Result<()> {
+    pub(super) async fn cleanup(self) -> Result<()> {
         let mut problems = Vec::new();
         // Webhooks first: nothing else in the cluster may call a webhook that is going away.
         for name in &self.webhooks {
@@ -875,47 +557,6 @@ impl TestNamespace {
     }
 }
 
-/// A Windows pod whose pod-level `windowsOptions` names `spec` (`None`: no GMSA at all),
-/// running as `service_account`.
-pub fn windows_pod(name: &str, service_account: &str, spec: Option<&str>) -> Value {
-    let mut pod = json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name},
-        "spec": {
-            "serviceAccountName": service_account,
-            "nodeSelector": {"kubernetes.io/os": "windows"},
-            "containers": [{
-                "name": "iis",
-                "image": "mcr.microsoft.com/windows/servercore/iis:windowsservercore-ltsc2022",
-            }],
-        },
-    });
-    if let Some(spec) = spec {
-        pod["spec"]["securityContext"] =
-            json!({"windowsOptions": {"gmsaCredentialSpecName": spec}});
-    }
-    pod
-}
-
-/// Polls `cond` every 200 ms until it is `Ok(true)`, failing after `limit`.
-pub async fn wait_for<F, Fut>(limit: Duration, what: &str, mut cond: F) -> Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<bool>>,
-{
-    let start = Instant::now();
-    loop {
-        if cond().await? {
-            return Ok(());
-        }
-        if start.elapsed() > limit {
-            bail!("timed out after {limit:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -928,18 +569,5 @@ mod tests {
         assert!(n
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
-    }
-
-    #[test]
-    fn windows_pod_names_the_spec_at_pod_level_only_when_asked() {
-        let p = windows_pod("p", "sa", Some("s"));
-        assert_eq!(
-            p["spec"]["securityContext"]["windowsOptions"]["gmsaCredentialSpecName"],
-            "s"
-        );
-        assert!(windows_pod("p", "sa", None)["spec"]
-            .get("securityContext")
-            .is_none());
-        let _: Pod = serde_json::from_value(p).expect("a valid Pod");
     }
 }
