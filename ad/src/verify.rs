@@ -33,6 +33,17 @@ pub struct Problem {
     pub fix: String,
 }
 
+/// The `field` of a problem about a node's computer account: `node NAME$`.
+const NODE_FIELD: &str = "node ";
+
+impl Problem {
+    /// The node (`NAME$`) this problem is about, when it is about a node's computer account
+    /// rather than the spec.
+    pub fn node(&self) -> Option<&str> {
+        self.field.strip_prefix(NODE_FIELD)
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}; fix: {}", self.field, self.message, self.fix)
@@ -345,7 +356,7 @@ pub fn verify(spec: &CredSpec, facts: &Facts) -> Report {
                 Access::Granted(_) => true,
                 Access::Denied(by) => {
                     problem(
-                        &format!("node {node}"),
+                        &format!("{NODE_FIELD}{node}"),
                         format!(
                             "may not retrieve the password of gMSA {name}: denied through {}",
                             name_of(&by)
@@ -359,7 +370,7 @@ pub fn verify(spec: &CredSpec, facts: &Facts) -> Report {
                 }
                 Access::NotGranted => {
                     problem(
-                        &format!("node {node}"),
+                        &format!("{NODE_FIELD}{node}"),
                         format!("may not retrieve the password of gMSA {name}: neither it nor any of its groups is in msDS-GroupMSAMembership"),
                         format!("add the node or a group it is in: Set-ADServiceAccount {name} -PrincipalsAllowedToRetrieveManagedPassword <group> (or samba-tool service-account group-msa-membership add --name={name} --principal=<group DN>)"),
                     );
@@ -373,7 +384,7 @@ pub fn verify(spec: &CredSpec, facts: &Facts) -> Report {
     for (node, principal) in &facts.nodes {
         if principal.is_none() {
             problem(
-                &format!("node {node}"),
+                &format!("{NODE_FIELD}{node}"),
                 format!("no computer account `{node}` in {domain_name}"),
                 "check the node's computer name (sAMAccountName, e.g. NODE1$) and that it is joined to this domain".into(),
             );
@@ -635,6 +646,8 @@ mod tests {
             .iter()
             .map(|p| (p.field.clone(), p.fix.is_empty()))
             .collect();
+        let nodes: Vec<Option<&str>> = report.problems.iter().map(Problem::node).collect();
+        assert_eq!(nodes, [Some("NODE3$"), Some("EVIL$"), Some("GHOST$")]);
         assert_eq!(
             got,
             vec![

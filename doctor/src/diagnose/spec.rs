@@ -190,18 +190,14 @@ fn valid(name: &str, spec: &CredSpec) -> Check {
     }
 }
 
-/// gmsa-ad's problems about nodes (`node NAME$`) belong to `spec.nodes`; the rest to
-/// `spec.domain`.
-fn is_node_problem(p: &gmsa_ad::Problem) -> bool {
-    p.field.starts_with("node ")
-}
-
+/// `spec.domain`: gmsa-ad's problems with the spec; those about a node
+/// ([`gmsa_ad::Problem::node`]) are `spec.nodes`'.
 fn domain(f: &Facts, name: &str) -> Check {
     let id = "spec.domain";
     match &f.domain {
         Fetched::Got(report) => {
             let problems: Vec<&gmsa_ad::Problem> =
-                report.problems.iter().filter(|p| !is_node_problem(p)).collect();
+                report.problems.iter().filter(|p| p.node().is_none()).collect();
             match problems.first() {
                 None => Check::new(
                     id,
@@ -291,7 +287,7 @@ fn nodes(f: &Facts, spec: &CredSpec) -> Check {
     let problems: Vec<&gmsa_ad::Problem> = report
         .problems
         .iter()
-        .filter(|p| is_node_problem(p))
+        .filter(|p| p.node().is_some())
         .collect();
     match problems.first() {
         Some(first) => Check::new(
@@ -301,7 +297,7 @@ fn nodes(f: &Facts, spec: &CredSpec) -> Check {
             format!(
                 "{} Windows node account(s) cannot use the gMSA: {}",
                 problems.len(),
-                problems.iter().map(|p| format!("{}: {}", p.field.trim_start_matches("node "), p.message)).collect::<Vec<_>>().join("; ")
+                problems.iter().map(|p| format!("{}: {}", p.node().unwrap_or_default(), p.message)).collect::<Vec<_>>().join("; ")
             ),
         )
         .details(allowed)
