@@ -56,7 +56,7 @@ pub struct DcArgs {
 #[derive(clap::Args, Clone, Debug)]
 pub struct DcBind {
     /// PEM file with the CA that issued the domain controller's certificate.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", requires = "server")]
     pub ca_file: Option<PathBuf>,
     /// The DN (or user@REALM) to bind as; any domain user can read what is needed.
     #[arg(long, value_name = "DN", requires = "server")]
@@ -67,7 +67,7 @@ pub struct DcBind {
     /// Bind with Kerberos (SASL GSSAPI) as the principal of your credential cache (kinit
     /// first; KRB5CCNAME selects the cache) instead of --bind-dn/--password-file. Needs a
     /// gmsa built with `--features kerberos`.
-    #[arg(long, conflicts_with_all = ["bind_dn", "password_file"])]
+    #[arg(long, conflicts_with_all = ["bind_dn", "password_file"], requires = "server")]
     pub kerberos: bool,
     /// With --kerberos: the DC's DNS host name, for its service principal ldap/FQDN
     /// (default: the --server host, or the DC's dnsHostName when --server is an IP address).

@@ -165,6 +165,10 @@ async fn doctor_that_cannot_run_exits_2() {
             "{err}"
         );
     }
+    // LDAP flags without --server are a usage error (exit 2 too), not silently ignored.
+    let out = doctor(&env, &["--bind-dn", "reader@CONTOSO.COM"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--server <URL>"));
 }
 
 #[tokio::test]
