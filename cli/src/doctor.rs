@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use gmsa_certs::duration::{parse_duration, secs};
-use gmsa_doctor::{diagnose, gather, pod_template, Options, Target};
+use gmsa_doctor::{diagnose, gather, probe_from, Options, Target};
 
 use crate::ad::{connect_options, DcBind};
 use crate::cluster::ClusterArgs;
+use crate::review::{pods_in, read_input};
 
 /// Examples shown after `gmsa doctor --help`.
 pub const HELP: &str = "\
@@ -123,10 +124,10 @@ fn run_checked(args: DoctorArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(|| config.default_namespace.clone());
         let (probe_pod, pod_sa, pod_spec) = match &args.pod {
             Some(path) => {
-                let doc = read_yaml_or_json(path)?;
-                let (pod, sa, spec) = pod_template(&doc, &namespace)
-                    .map_err(anyhow::Error::msg)
-                    .with_context(|| path.display().to_string())?;
+                let shown = path.display();
+                let text = read_input(path).with_context(|| format!("--pod {shown}"))?;
+                let (pod, sa, spec) =
+                    probe_of(&text, &namespace).with_context(|| format!("--pod {shown}"))?;
                 (Some(pod), Some(sa), spec)
             }
             None => (None, None, None),
@@ -177,25 +178,16 @@ fn run_checked(args: DoctorArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// A YAML or JSON manifest (at most 1 MiB), or standard input for `-`.
-fn read_yaml_or_json(path: &std::path::Path) -> anyhow::Result<serde_json::Value> {
-    use std::io::Read as _;
-    let shown = path.display();
-    let mut text = String::new();
-    let limit = 1 << 20;
-    let n = if path.as_os_str() == "-" {
-        std::io::stdin().take(limit + 1).read_to_string(&mut text)
-    } else {
-        std::fs::File::open(path)
-            .with_context(|| format!("--pod {shown}: cannot open"))?
-            .take(limit + 1)
-            .read_to_string(&mut text)
-    }
-    .with_context(|| format!("--pod {shown}: cannot read"))?;
-    if n as u64 > limit {
-        bail!("--pod {shown}: over 1 MiB; give one manifest");
-    }
-    serde_norway::from_str(&text).with_context(|| format!("--pod {shown}: not YAML or JSON"))
+/// The probe from a manifest holding one Pod or workload (read as `gmsa review` reads pods).
+fn probe_of(
+    text: &str,
+    namespace: &str,
+) -> anyhow::Result<(serde_json::Value, String, Option<String>)> {
+    let pods = pods_in(text)?;
+    let [pod] = <[_; 1]>::try_from(pods).map_err(|pods| {
+        anyhow::anyhow!("holds {} pods or workloads; give exactly one", pods.len())
+    })?;
+    Ok(probe_from(pod, namespace))
 }
 
 fn node_accounts(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
@@ -208,4 +200,34 @@ fn node_accounts(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
             _ => bail!("--node-account {p:?}: give NODE=ACCOUNT$, e.g. winnode1=WINNODE1$"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_probe_is_the_pod_a_workload_creates() {
+        let tmpl = "metadata: {labels: {app: web}}\n    spec:\n      serviceAccountName: webapp\n      containers: [{name: c, image: i, securityContext: {windowsOptions: {gmsaCredentialSpecName: webapp01}}}]";
+        for doc in [
+            format!("kind: Deployment\nmetadata: {{name: web}}\nspec:\n  template:\n    {tmpl}\n"),
+            format!("kind: CronJob\nmetadata: {{name: web}}\nspec:\n  jobTemplate:\n   spec:\n    template:\n     {}\n", tmpl.replace("\n    ", "\n     ")),
+        ] {
+            let (pod, sa, spec) = probe_of(&doc, "apps").expect(&doc);
+            assert_eq!(pod["metadata"]["name"], gmsa_doctor::PROBE_NAME);
+            assert_eq!(pod["metadata"]["namespace"], "apps");
+            assert!(pod["metadata"].get("generateName").is_none());
+            assert_eq!(pod["metadata"]["labels"]["app"], "web");
+            assert_eq!(sa, "webapp");
+            assert_eq!(spec.as_deref(), Some("webapp01"));
+        }
+        let err = probe_of("kind: Service\nspec: {}\n", "x").expect_err("refused");
+        assert!(err.to_string().contains("holds 0 pods"), "{err}");
+        let err = probe_of("kind: Deployment\nmetadata: {name: d}\nspec: {}\n", "x")
+            .expect_err("refused");
+        assert!(
+            format!("{err:#}").contains("has no pod template"),
+            "{err:#}"
+        );
+    }
 }

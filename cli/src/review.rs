@@ -136,7 +136,8 @@ pub fn run(args: ReviewArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn read_input(file: &Path) -> anyhow::Result<String> {
+/// The text of `file`, or standard input for `-` (shared with `gmsa doctor --pod`).
+pub(crate) fn read_input(file: &Path) -> anyhow::Result<String> {
     if file == Path::new("-") {
         let mut text = String::new();
         std::io::stdin()
@@ -149,7 +150,7 @@ fn read_input(file: &Path) -> anyhow::Result<String> {
 
 /// Every pod in a (multi-document) YAML or JSON text: Pods as they are, workloads as the pod
 /// their template creates (`generateName: NAME-`).
-fn pods_in(text: &str) -> anyhow::Result<Vec<Value>> {
+pub(crate) fn pods_in(text: &str) -> anyhow::Result<Vec<Value>> {
     let mut pods = Vec::new();
     for (i, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
         let value = Value::deserialize(doc).with_context(|| format!("document {}", i + 1))?;

@@ -15,7 +15,7 @@
 //! - [`Facts`] ([`facts`]): plain data, [`Fetched`] per read, [`Target`] (namespace, service
 //!   account, spec, configuration name, renewal window, node accounts).
 //! - [`diagnose()`](fn@diagnose) (module [`diagnose`](mod@diagnose)): pure, `&Facts -> Report`,
-//!   table-tested per group. [`probe_pod`] / [`pod_template`]: the probe pod (pure).
+//!   table-tested per group. [`probe_pod`] / [`probe_from`]: the probe pod, built or from a given pod (pure).
 //! - [`Report`] ([`report`]): [`Check`] `{id, group, status, message, details, fix}`,
 //!   [`Report::to_text`], [`Report::to_json`] (stable, for scripts), [`Report::exit_code`]
 //!   (0: nothing failed, 1: a check failed; the binary uses 2 when doctor could not run).
@@ -29,5 +29,5 @@ pub mod report;
 pub use diagnose::diagnose;
 pub use facts::{Facts, Fetched, ProbeAnswer, Target, WebhookAnswer, WEBHOOK_ENTRY};
 pub use gather::{gather, Options};
-pub use probe_pod::{pod_template, probe_pod, PROBE_NAME};
+pub use probe_pod::{probe_from, probe_pod, PROBE_NAME};
 pub use report::{Check, Group, Report, Status, Summary};

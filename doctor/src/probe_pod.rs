@@ -24,24 +24,10 @@ pub fn probe_pod(namespace: &str, service_account: &str, spec: &str) -> Value {
     })
 }
 
-/// The pod a manifest would create: a Pod as is, or the pod template of a Deployment,
-/// ReplicaSet, StatefulSet, DaemonSet, Job or CronJob, named [`PROBE_NAME`] in `namespace`.
-/// Also returns the service account (`default` when unset) and the first spec it names.
-pub fn pod_template(
-    doc: &Value,
-    namespace: &str,
-) -> Result<(Value, String, Option<String>), String> {
-    let kind = doc["kind"].as_str().unwrap_or("");
-    let template = match kind {
-        "Pod" => doc.clone(),
-        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "Job" => doc["spec"]["template"].clone(),
-        "CronJob" => doc["spec"]["jobTemplate"]["spec"]["template"].clone(),
-        other => return Err(format!("--pod: kind {other:?} has no pod (give a Pod, Deployment, ReplicaSet, StatefulSet, DaemonSet, Job or CronJob)")),
-    };
-    if !template["spec"].is_object() {
-        return Err(format!("--pod: the {kind} has no pod spec"));
-    }
-    let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": template["metadata"].clone(), "spec": template["spec"].clone()});
+/// `pod` (a Pod, or the pod a workload's template creates) made the probe: named
+/// [`PROBE_NAME`] in `namespace`; also its service account (`default` when unset) and the
+/// first spec it names.
+pub fn probe_from(mut pod: Value, namespace: &str) -> (Value, String, Option<String>) {
     if !pod["metadata"].is_object() {
         pod["metadata"] = json!({});
     }
@@ -68,7 +54,7 @@ pub fn pod_template(
             .map(|c| &c["securityContext"]["windowsOptions"]["gmsaCredentialSpecName"])
     }))
     .find_map(|v| v.as_str().map(str::to_string));
-    Ok((pod, sa, spec))
+    (pod, sa, spec)
 }
 
 #[cfg(test)]
@@ -76,34 +62,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn templates_of_workloads() {
-        let tmpl = json!({"metadata": {"labels": {"app": "web"}}, "spec": {
-            "serviceAccountName": "webapp",
-            "containers": [{"name": "c", "image": "i", "securityContext": {"windowsOptions": {"gmsaCredentialSpecName": "webapp01"}}}]}});
-        let cases = [
-            json!({"kind": "Deployment", "spec": {"template": tmpl}}),
-            json!({"kind": "CronJob", "spec": {"jobTemplate": {"spec": {"template": tmpl}}}}),
-            json!({"kind": "Pod", "metadata": {"generateName": "web-", "labels": {"app": "web"}}, "spec": tmpl["spec"]}),
-        ];
-        for doc in cases {
-            let (pod, sa, spec) = pod_template(&doc, "apps").expect("a pod");
-            assert_eq!(pod["metadata"]["name"], PROBE_NAME);
-            assert_eq!(pod["metadata"]["namespace"], "apps");
-            assert!(pod["metadata"].get("generateName").is_none());
-            assert_eq!(pod["metadata"]["labels"]["app"], "web");
-            assert_eq!(sa, "webapp");
-            assert_eq!(spec.as_deref(), Some("webapp01"));
-        }
-        let (_, sa, spec) =
-            pod_template(&json!({"kind": "Pod", "spec": {"containers": []}}), "x").expect("pod");
+    fn a_pod_becomes_the_probe_in_the_namespace() {
+        let pod = json!({"kind": "Pod", "metadata": {"generateName": "web-", "uid": "u", "labels": {"app": "web"}},
+            "spec": {"serviceAccountName": "webapp", "containers": [{"name": "c", "image": "i",
+                "securityContext": {"windowsOptions": {"gmsaCredentialSpecName": "webapp01"}}}]}});
+        let (pod, sa, spec) = probe_from(pod, "apps");
+        assert_eq!(pod["metadata"]["name"], PROBE_NAME);
+        assert_eq!(pod["metadata"]["namespace"], "apps");
+        assert!(pod["metadata"].get("generateName").is_none());
+        assert!(pod["metadata"].get("uid").is_none());
+        assert_eq!(pod["metadata"]["labels"]["app"], "web");
+        assert_eq!(sa, "webapp");
+        assert_eq!(spec.as_deref(), Some("webapp01"));
+        let (_, sa, spec) = probe_from(json!({"kind": "Pod", "spec": {"containers": []}}), "x");
         assert_eq!((sa.as_str(), spec), ("default", None));
-        assert!(pod_template(&json!({"kind": "Service", "spec": {}}), "x")
-            .expect_err("refused")
-            .contains("has no pod"));
-        assert!(
-            pod_template(&json!({"kind": "Deployment", "spec": {}}), "x")
-                .expect_err("refused")
-                .contains("no pod spec")
-        );
     }
 }
