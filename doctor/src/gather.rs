@@ -11,9 +11,7 @@ use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration, WebhookClientConfig,
 };
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
-};
+use k8s_openapi::api::authorization::v1::SubjectAccessReview;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -392,27 +390,14 @@ async fn spec_side(r: &Reader, f: &mut Facts, opts: &Options) {
     f.spec = r
         .read("get gmsacredentialspecs", specs.get_opt(&spec_name))
         .await;
+    // Exactly what the webhook asks, as a cluster-wide review (same answer as its
+    // LocalSubjectAccessReview: the namespace is in the attributes).
     let sar = SubjectAccessReview {
-        spec: SubjectAccessReviewSpec {
-            user: Some(format!(
-                "system:serviceaccount:{}:{}",
-                t.namespace, t.service_account
-            )),
-            groups: Some(vec![
-                "system:serviceaccounts".into(),
-                format!("system:serviceaccounts:{}", t.namespace),
-                "system:authenticated".into(),
-            ]),
-            resource_attributes: Some(ResourceAttributes {
-                group: Some(GROUP.into()),
-                resource: Some(PLURAL.into()),
-                verb: Some("use".into()),
-                name: Some(spec_name.clone()),
-                namespace: Some(t.namespace.clone()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
+        spec: gmsa_webhook::kube_backend::service_account_review(
+            &t.namespace,
+            &t.service_account,
+            gmsa_webhook::kube_backend::use_attributes(&t.namespace, &spec_name),
+        ),
         ..Default::default()
     };
     let reviews: Api<SubjectAccessReview> = Api::all(c.clone());

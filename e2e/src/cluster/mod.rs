@@ -227,22 +227,16 @@ impl Cluster {
         name: &str,
         req: &crate::rbac::Request<'_>,
     ) -> Result<bool> {
-        use k8s_openapi::api::authorization::v1::{
-            ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
-        };
+        use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview};
         let (resource, subresource) = match req.resource.split_once('/') {
             Some((r, s)) => (r, Some(s.to_string())),
             None => (req.resource, None),
         };
         let review = SubjectAccessReview {
-            spec: SubjectAccessReviewSpec {
-                user: Some(format!("system:serviceaccount:{namespace}:{name}")),
-                groups: Some(vec![
-                    "system:serviceaccounts".into(),
-                    format!("system:serviceaccounts:{namespace}"),
-                    "system:authenticated".into(),
-                ]),
-                resource_attributes: Some(ResourceAttributes {
+            spec: gmsa_webhook::kube_backend::service_account_review(
+                namespace,
+                name,
+                ResourceAttributes {
                     verb: Some(req.verb.into()),
                     group: Some(req.group.into()),
                     resource: Some(resource.into()),
@@ -250,9 +244,8 @@ impl Cluster {
                     name: req.name.map(str::to_string),
                     namespace: req.namespace.map(str::to_string),
                     ..ResourceAttributes::default()
-                }),
-                ..SubjectAccessReviewSpec::default()
-            },
+                },
+            ),
             ..SubjectAccessReview::default()
         };
         let answer = Api::<SubjectAccessReview>::all(self.client())

@@ -218,6 +218,42 @@ impl KubeAuthorizer {
     }
 }
 
+/// What the authorizer is asked for a request by service account `namespace/service_account`
+/// with these `attributes`: the user and groups its token carries. The one home of that
+/// identity: the webhook's access review, `gmsa doctor`'s and the e2e RBAC checks use it.
+pub fn service_account_review(
+    namespace: &str,
+    service_account: &str,
+    attributes: ResourceAttributes,
+) -> SubjectAccessReviewSpec {
+    SubjectAccessReviewSpec {
+        user: Some(format!(
+            "system:serviceaccount:{namespace}:{service_account}"
+        )),
+        groups: Some(vec![
+            "system:serviceaccounts".to_string(),
+            format!("system:serviceaccounts:{namespace}"),
+            "system:authenticated".to_string(),
+        ]),
+        resource_attributes: Some(attributes),
+        ..SubjectAccessReviewSpec::default()
+    }
+}
+
+/// The `use` check's attributes: verb `use` on `gmsacredentialspecs.windows.k8s.io/v1` named
+/// `spec`, in the pod's namespace.
+pub fn use_attributes(namespace: &str, spec: &str) -> ResourceAttributes {
+    ResourceAttributes {
+        namespace: Some(namespace.to_string()),
+        verb: Some("use".to_string()),
+        group: Some(gmsa_crd::GROUP.to_string()),
+        version: Some(gmsa_crd::VERSION.to_string()),
+        resource: Some(gmsa_crd::PLURAL.to_string()),
+        name: Some(spec.to_string()),
+        ..ResourceAttributes::default()
+    }
+}
+
 /// The review as a real service account token would be checked.
 fn access_review(namespace: &str, service_account: &str, spec: &str) -> LocalSubjectAccessReview {
     LocalSubjectAccessReview {
@@ -225,26 +261,7 @@ fn access_review(namespace: &str, service_account: &str, spec: &str) -> LocalSub
             namespace: Some(namespace.to_string()),
             ..ObjectMeta::default()
         },
-        spec: SubjectAccessReviewSpec {
-            user: Some(format!(
-                "system:serviceaccount:{namespace}:{service_account}"
-            )),
-            groups: Some(vec![
-                "system:serviceaccounts".to_string(),
-                format!("system:serviceaccounts:{namespace}"),
-                "system:authenticated".to_string(),
-            ]),
-            resource_attributes: Some(ResourceAttributes {
-                namespace: Some(namespace.to_string()),
-                verb: Some("use".to_string()),
-                group: Some(gmsa_crd::GROUP.to_string()),
-                version: Some(gmsa_crd::VERSION.to_string()),
-                resource: Some(gmsa_crd::PLURAL.to_string()),
-                name: Some(spec.to_string()),
-                ..ResourceAttributes::default()
-            }),
-            ..SubjectAccessReviewSpec::default()
-        },
+        spec: service_account_review(namespace, service_account, use_attributes(namespace, spec)),
         status: None,
     }
 }

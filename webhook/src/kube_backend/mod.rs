@@ -5,7 +5,9 @@
 //!   before the first sync.
 //! - [`KubeAuthorizer`]: LocalSubjectAccessReview per (namespace, service account, spec),
 //!   cached with separate TTLs for allowed and denied answers, concurrent identical lookups
-//!   coalesced into one API call.
+//!   coalesced into one API call. What it asks is built by [`service_account_review`] (a
+//!   service account's user and groups) with [`use_attributes`]; `gmsa doctor` and the e2e
+//!   RBAC checks ask the same way.
 //! - [`client`]: a `kube::Client` from in-cluster config or kubeconfig.
 //!
 //! API errors and timeouts are [`LookupError::Unavailable`] (admission fails closed with a
@@ -19,7 +21,10 @@ mod specs;
 
 use std::time::Duration;
 
-pub use authorizer::{AuthorizerConfig, KubeAuthorizer, DEFAULT_ALLOWED_TTL, MAX_DENIED_TTL};
+pub use authorizer::{
+    service_account_review, use_attributes, AuthorizerConfig, KubeAuthorizer, DEFAULT_ALLOWED_TTL,
+    MAX_DENIED_TTL,
+};
 pub use specs::{KubeSpecStore, SpecStoreConfig, DEFAULT_MAX_STALENESS};
 
 /// Why no Kubernetes client could be built.
