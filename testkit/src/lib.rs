@@ -21,6 +21,7 @@
 //!   webhook configurations with their patches recorded), with 403s on chosen calls
 //!   ([`csr::Call`]); its files split by job under `csr/`.
 
+mod ca;
 pub mod crd_api;
 pub mod csr;
 pub mod setup;

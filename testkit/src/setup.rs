@@ -19,12 +19,10 @@ use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine as _;
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType,
-};
+use rcgen::{CertificateParams, KeyPair, SanType};
 use serde_json::{json, Value};
 
+use crate::ca::TestCa;
 use crate::{json, status};
 
 /// The chart's webhook entry name.
@@ -36,37 +34,21 @@ pub struct Pki {
     pub ca_pem: String,
     /// Another CA (PEM).
     pub other_ca_pem: String,
-    ca_params: CertificateParams,
-    ca_key: KeyPair,
+    ca: TestCa,
     /// `now`, Unix seconds, that the leaves are made around.
     pub now: i64,
-}
-
-fn make_ca(name: &str) -> (CertificateParams, KeyPair, String) {
-    let key = KeyPair::generate().expect("CA key");
-    let mut params = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, name);
-    params.distinguished_name = dn;
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    params.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(1);
-    params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(3650);
-    let pem = params.self_signed(&key).expect("self-signed CA").pem();
-    (params, key, pem)
 }
 
 impl Pki {
     /// Two fresh CAs.
     pub fn new() -> Self {
-        let (ca_params, ca_key, ca_pem) = make_ca("test cluster CA");
-        let (_, _, other_ca_pem) = make_ca("another CA");
+        let ca = TestCa::new("test cluster CA");
+        let other_ca_pem = TestCa::new("another CA").pem;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         Self {
-            ca_pem,
+            ca_pem: ca.pem.clone(),
             other_ca_pem,
-            ca_params,
-            ca_key,
+            ca,
             now,
         }
     }
@@ -90,8 +72,10 @@ impl Pki {
             .collect();
         params.not_before = time::OffsetDateTime::from_unix_timestamp(from).expect("from");
         params.not_after = time::OffsetDateTime::from_unix_timestamp(to).expect("to");
-        let issuer = Issuer::from_params(&self.ca_params, &self.ca_key);
-        let cert = params.signed_by(&key, &issuer).expect("leaf").pem();
+        let cert = params
+            .signed_by(&key, &self.ca.issuer())
+            .expect("leaf")
+            .pem();
         (cert, key.serialize_pem())
     }
 }

@@ -8,7 +8,9 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use rcgen::{CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rcgen::{CertificateParams, IsCa, KeyPair};
+
+pub(super) use crate::ca::TestCa;
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
@@ -38,35 +40,6 @@ pub enum SignerMode {
     Never,
 }
 
-/// A CA that signs: its key, parameters and certificate.
-pub(super) struct SigningCa {
-    key: KeyPair,
-    params: CertificateParams,
-    pub(super) pem: String,
-}
-
-impl SigningCa {
-    fn new(common_name: &str) -> Self {
-        let key = KeyPair::generate().expect("test CA key");
-        let mut params = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, common_name);
-        params.distinguished_name = dn;
-        params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let pem = params.self_signed(&key).expect("self-signed test CA").pem();
-        Self { key, params, pem }
-    }
-
-    pub(super) fn issuer(&self) -> Issuer<'_, &KeyPair> {
-        Issuer::from_params(&self.params, &self.key)
-    }
-}
-
 pub(super) struct Store {
     pub(super) rv: u64,
     pub(super) csrs: BTreeMap<String, Value>,
@@ -80,7 +53,7 @@ pub(super) struct Store {
     pub(super) max_duration: u64,
     pub(super) sign_delay: Duration,
     /// The CA that signs (replaced by [`CsrApi::rotate_ca`]) and how many came before it.
-    pub(super) ca: SigningCa,
+    pub(super) ca: TestCa,
     pub(super) rotations: u32,
     /// JSON bodies of webhook configuration patches: (kind, name, body).
     pub(super) patches: Vec<(String, String, Value)>,
@@ -122,7 +95,7 @@ impl CsrApi {
                     root_ca: true,
                     max_duration: 365 * 86_400,
                     sign_delay: Duration::from_millis(30),
-                    ca: SigningCa::new("gmsa-testkit-ca"),
+                    ca: TestCa::new("gmsa-testkit-ca"),
                     rotations: 0,
                     patches: Vec::new(),
                 }),
@@ -145,7 +118,7 @@ impl CsrApi {
     pub fn rotate_ca(&self) {
         let mut st = self.state();
         st.rotations += 1;
-        st.ca = SigningCa::new(&format!("gmsa-testkit-ca-{}", st.rotations + 1));
+        st.ca = TestCa::new(&format!("gmsa-testkit-ca-{}", st.rotations + 1));
     }
 
     /// Signs a certificate for `key` with the test CA (for tests that pre-seed a Secret).

@@ -9,7 +9,7 @@ use rcgen::{
 };
 use serde_json::{json, Value};
 
-use super::api::{now_rfc3339, CsrApi, SignerMode, SigningCa};
+use super::api::{now_rfc3339, CsrApi, SignerMode, TestCa};
 
 impl CsrApi {
     /// Acts as the signer on an approved CSR, after the configured delay.
@@ -43,7 +43,7 @@ impl CsrApi {
 
 /// Signs like the controller-manager: validation for kubelet-serving, then the usages from
 /// `spec.usages`, `expirationSeconds` capped by the maximum duration, backdated 5 minutes.
-fn sign(ca: &SigningCa, csr: &Value, max_duration: u64) -> Result<String, (String, String)> {
+fn sign(ca: &TestCa, csr: &Value, max_duration: u64) -> Result<String, (String, String)> {
     let fail = |m: &str| ("SignerValidationFailure".to_string(), m.to_string());
     let request = csr["spec"]["request"].as_str().unwrap_or_default();
     let pem_bytes = base64::engine::general_purpose::STANDARD
