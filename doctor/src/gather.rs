@@ -150,15 +150,23 @@ pub async fn gather(client: Client, opts: &Options) -> Facts {
             f.serving_secret = Fetched::NotAsked(why_not.clone());
             match client_config.as_ref().and_then(|c| c.url.clone()) {
                 Some(url) => {
-                    f.handshake = handshake(&url, opts.timeout)
-                        .await
-                        .map_or_else(Fetched::Failed, |(chain, _)| Fetched::Got(chain));
+                    // The first connection records the chain and asks /info; a webhook that
+                    // does not complete a handshake is not called again for /health.
+                    let info = get_over_tls(&url, "/info", opts.timeout).await;
+                    let health = match &info {
+                        Ok(_) => get_over_tls(&url, "/health", opts.timeout)
+                            .await
+                            .and_then(|(_, answer)| answer),
+                        Err(why) => Err(why.clone()),
+                    };
+                    f.handshake = match &info {
+                        Ok((chain, _)) => Fetched::Got(chain.clone()),
+                        Err(why) => Fetched::Failed(why.clone()),
+                    };
                     f.webhook = Fetched::Got(WebhookAnswer {
                         via: format!("at {url}"),
-                        info: get_over_tls(&url, "/info", opts.timeout)
-                            .await
-                            .map(|(_, b)| b),
-                        health: get_over_tls(&url, "/health", opts.timeout).await,
+                        info: info.and_then(|(_, answer)| answer).map(|(_, body)| body),
+                        health,
                     });
                 }
                 None => {
@@ -539,14 +547,7 @@ type TlsStream = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
 
 /// TLS to the webhook URL's host: the chain it presented (DER) and the stream.
 async fn handshake(url: &str, timeout: Duration) -> Result<(Vec<Vec<u8>>, TlsStream), String> {
-    let host = crate::diagnose::url_host(url);
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split(['/', '?']).next().unwrap_or("");
-    let port = authority
-        .rsplit_once(':')
-        .filter(|(h, _)| !h.ends_with(']') || authority.starts_with('['))
-        .and_then(|(_, p)| p.parse::<u16>().ok())
-        .unwrap_or(443);
+    let (host, port) = crate::diagnose::url_host_port(url);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -580,10 +581,13 @@ async fn handshake(url: &str, timeout: Duration) -> Result<(Vec<Vec<u8>>, TlsStr
     })?
 }
 
-/// `GET path` over HTTP/1.1 on a fresh TLS connection to the URL's host: `(status, body)`.
-async fn get_over_tls(url: &str, path: &str, timeout: Duration) -> Result<(u16, String), String> {
-    let (_, mut tls) = handshake(url, timeout).await?;
-    let host = crate::diagnose::url_host(url);
+/// `GET path` over HTTP/1.1 on a fresh TLS connection to the URL's host: the chain the
+/// webhook presented and its answer `(status, body)`; `Err` when no handshake completed.
+type TlsAnswer = (Vec<Vec<u8>>, Result<(u16, String), String>);
+
+async fn get_over_tls(url: &str, path: &str, timeout: Duration) -> Result<TlsAnswer, String> {
+    let (chain, mut tls) = handshake(url, timeout).await?;
+    let (host, _) = crate::diagnose::url_host_port(url);
     let exchange = async {
         tls.write_all(
             format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
@@ -609,7 +613,13 @@ async fn get_over_tls(url: &str, path: &str, timeout: Duration) -> Result<(u16, 
             .to_string();
         Ok((code, body))
     };
-    tokio::time::timeout(timeout, exchange)
+    let answer = tokio::time::timeout(timeout, exchange)
         .await
-        .map_err(|_| format!("no answer to GET {path} within {}s", timeout.as_secs()))?
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "no answer to GET {path} within {}s",
+                timeout.as_secs()
+            ))
+        });
+    Ok((chain, answer))
 }

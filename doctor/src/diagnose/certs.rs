@@ -181,7 +181,7 @@ fn serving(f: &Facts, entry: &Entry<'_>, bundle: &CaBundle) -> Check {
                 return c;
             }
             let chain = f.handshake.got().cloned().unwrap_or_default();
-            let host = url_host(url);
+            let (host, _) = url_host_port(url);
             match host.parse::<std::net::IpAddr>() {
                 Ok(ip) => (what, chain, vec![], vec![ip]),
                 Err(_) => (what, chain, vec![host], vec![]),
@@ -275,17 +275,23 @@ fn serving(f: &Facts, entry: &Entry<'_>, bundle: &CaBundle) -> Check {
     .fix(reissue(f, entry))
 }
 
-/// The host of `https://HOST[:PORT]/path` (brackets of an IPv6 literal removed).
-pub(crate) fn url_host(url: &str) -> String {
+/// The host and port of `https://HOST[:PORT]/path` (brackets of an IPv6 literal removed; port
+/// 443 when none is given).
+pub(crate) fn url_host_port(url: &str) -> (String, u16) {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let authority = rest.split(['/', '?']).next().unwrap_or("");
-    if let Some(v6) = authority.strip_prefix('[') {
-        return v6.split(']').next().unwrap_or("").to_string();
-    }
-    authority
-        .rsplit_once(':')
-        .map_or(authority, |(h, _)| h)
-        .to_string()
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((host, tail)) => (host, tail.strip_prefix(':')),
+            None => (v6, None),
+        },
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let port = port.and_then(|p| p.parse().ok()).unwrap_or(443);
+    (host.to_string(), port)
 }
 
 #[cfg(test)]
@@ -297,16 +303,18 @@ mod tests {
 
     #[test]
     fn url_hosts() {
-        for (url, host) in [
-            ("https://127.0.0.1:8443/mutate", "127.0.0.1"),
+        for (url, host, port) in [
+            ("https://127.0.0.1:8443/mutate", "127.0.0.1", 8443),
             (
                 "https://webhook.example.com/validate?x=1",
                 "webhook.example.com",
+                443,
             ),
-            ("https://[::1]:8443/mutate", "::1"),
-            ("https://h", "h"),
+            ("https://[::1]:8443/mutate", "::1", 8443),
+            ("https://[::1]/mutate", "::1", 443),
+            ("https://h", "h", 443),
         ] {
-            assert_eq!(url_host(url), host, "{url}");
+            assert_eq!(url_host_port(url), (host.to_string(), port), "{url}");
         }
     }
 

@@ -7,7 +7,7 @@ mod probe;
 mod spec;
 mod webhooks;
 
-pub(crate) use certs::url_host;
+pub(crate) use certs::url_host_port;
 
 use crate::facts::{Facts, Fetched};
 use crate::report::{Check, Group, Report, Status};

@@ -12,6 +12,9 @@ use crate::report::{Check, Group, Status};
 
 const INSTALL: &str = "helm upgrade --install gmsa charts/gmsa -n gmsa --create-namespace   (or name the configurations with --webhook-config NAME)";
 
+const MUTATING: &str = "MutatingWebhookConfiguration";
+const VALIDATING: &str = "ValidatingWebhookConfiguration";
+
 /// One webhook entry, whichever kind, with what the checks need.
 pub(super) struct Entry<'a> {
     pub kind: &'static str,
@@ -35,7 +38,7 @@ impl Entry<'_> {
 /// the configurations named by `--webhook-config`. A macro because the mutating and validating
 /// entry types share these fields but no trait.
 macro_rules! entries {
-    ($f:expr, $configs:expr, $kind:literal) => {
+    ($f:expr, $configs:expr, $kind:expr) => {
         $configs
             .got()
             .into_iter()
@@ -64,12 +67,12 @@ macro_rules! entries {
 
 /// The mutating entries doctor looks at (see [`entries!`]).
 pub(super) fn mutating(f: &Facts) -> Vec<Entry<'_>> {
-    entries!(f, f.mutating, "MutatingWebhookConfiguration")
+    entries!(f, f.mutating, MUTATING)
 }
 
 /// The validating entries doctor looks at.
 pub(super) fn validating(f: &Facts) -> Vec<Entry<'_>> {
-    entries!(f, f.validating, "ValidatingWebhookConfiguration")
+    entries!(f, f.validating, VALIDATING)
 }
 
 /// `webhooks.*`.
@@ -79,6 +82,7 @@ pub(super) fn checks(f: &Facts, out: &mut Vec<Check>) {
     out.push(entries_check(
         &f.mutating,
         "webhooks.mutating",
+        MUTATING,
         &muts,
         &[("CREATE", "pods"), ("UPDATE", "pods/ephemeralcontainers")],
         "a pod is created without its spec's contents when the webhook is down",
@@ -86,6 +90,7 @@ pub(super) fn checks(f: &Facts, out: &mut Vec<Check>) {
     out.push(entries_check(
         &f.validating,
         "webhooks.validating",
+        VALIDATING,
         &vals,
         &[
             ("CREATE", "pods"),
@@ -101,15 +106,11 @@ pub(super) fn checks(f: &Facts, out: &mut Vec<Check>) {
 fn entries_check(
     fetched: &Fetched<Vec<impl Sized>>,
     id: &'static str,
+    kind: &str,
     entries: &[Entry<'_>],
     needed: &[(&str, &str)],
     fail_open: &str,
 ) -> Check {
-    let kind = if id.ends_with("mutating") {
-        "MutatingWebhookConfiguration"
-    } else {
-        "ValidatingWebhookConfiguration"
-    };
     if let Some(c) = unanswered(fetched, id, Group::Webhooks, &format!("{kind}s")) {
         return c;
     }
