@@ -154,10 +154,8 @@ pub struct Facts {
     pub deployment: Fetched<Option<Deployment>>,
     /// Those pods.
     pub webhook_pods: Fetched<Vec<Pod>>,
-    /// The Secret the Deployment mounts (its name in [`Facts::serving_secret_name`]).
+    /// The Secret the Deployment mounts (its name: [`Facts::serving_secret_name`]).
     pub serving_secret: Fetched<Option<Secret>>,
-    /// The name of that Secret, when the Deployment mounts one.
-    pub serving_secret_name: Option<String>,
     /// The certificate chain (DER) the webhook presented in a TLS handshake from here
     /// (webhooks registered by URL).
     pub handshake: Fetched<Vec<Vec<u8>>>,
@@ -177,6 +175,21 @@ pub struct Facts {
 }
 
 impl Facts {
+    /// The Secret the webhook's Deployment mounts for its certificate: the volume named
+    /// `tls` (the chart's), else the first Secret volume.
+    pub fn serving_secret_name(&self) -> Option<String> {
+        let d = self.deployment.got()?.as_ref()?;
+        let volumes = d.spec.as_ref()?.template.spec.as_ref()?.volumes.as_ref()?;
+        let secret_of = |v: &k8s_openapi::api::core::v1::Volume| {
+            v.secret.as_ref().and_then(|s| s.secret_name.clone())
+        };
+        volumes
+            .iter()
+            .find(|v| v.name == "tls")
+            .and_then(secret_of)
+            .or_else(|| volumes.iter().find_map(secret_of))
+    }
+
     /// Facts with nothing read yet (every field `NotAsked(why)`), for `target` at `now`.
     pub fn unread(target: Target, now: i64, why: &str) -> Self {
         fn n<T>(why: &str) -> Fetched<T> {
@@ -195,7 +208,6 @@ impl Facts {
             deployment: n(why),
             webhook_pods: n(why),
             serving_secret: n(why),
-            serving_secret_name: None,
             handshake: n(why),
             webhook: n(why),
             probe: n(why),

@@ -293,17 +293,7 @@ async fn webhook_side(r: &Reader, f: &mut Facts, ns: &str, name: &str, port: i32
             &format!("list pods in namespace {ns}"),
         )
         .await;
-    f.serving_secret_name = f.deployment.got().and_then(Option::as_ref).and_then(|d| {
-        let vols = d.spec.as_ref()?.template.spec.as_ref()?.volumes.clone()?;
-        let secret_of = |v: &k8s_openapi::api::core::v1::Volume| {
-            v.secret.as_ref().and_then(|s| s.secret_name.clone())
-        };
-        vols.iter()
-            .find(|v| v.name == "tls")
-            .and_then(secret_of)
-            .or_else(|| vols.iter().find_map(secret_of))
-    });
-    f.serving_secret = match &f.serving_secret_name {
+    f.serving_secret = match &f.serving_secret_name() {
         Some(s) => {
             let secrets: Api<Secret> = Api::namespaced(c.clone(), ns);
             let mut read = r

@@ -16,7 +16,7 @@ fn reissue(f: &Facts, entry: &Entry<'_>) -> String {
             "gmsa certs issue --overwrite -n {ns} --service {name} --secret {secret} --patch-webhook {config}   (or helm upgrade the release: its hook re-issues)",
             ns = s.namespace,
             name = s.name,
-            secret = f.serving_secret_name.as_deref().unwrap_or(&s.name),
+            secret = f.serving_secret_name().as_deref().unwrap_or(&s.name),
             config = entry.config
         ),
         None => format!(
@@ -141,7 +141,7 @@ fn serving(f: &Facts, entry: &Entry<'_>, bundle: &CaBundle) -> Check {
     let id = "certs.serving";
     let (what, chain, names, ips) = match &entry.client.service {
         Some(s) => {
-            let Some(secret_name) = &f.serving_secret_name else {
+            let Some(secret_name) = f.serving_secret_name() else {
                 return unanswered(&f.deployment, id, Group::Certificates, "the webhook's Deployment")
                     .unwrap_or_else(|| Check::new(id, Group::Certificates, Status::Skip, "not checked: the webhook's Deployment mounts no Secret (certificates from elsewhere)"));
             };

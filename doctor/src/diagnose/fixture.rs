@@ -56,7 +56,6 @@ pub fn facts_of(s: &Setup) -> Facts {
     f.endpoints = Fetched::Got(s.endpoint_slices.iter().map(from).collect());
     f.deployment = Fetched::Got(s.deployments.first().map(from));
     f.webhook_pods = Fetched::Got(s.pods.iter().map(from).collect());
-    f.serving_secret_name = Some("gmsa-tls".into());
     f.serving_secret = Fetched::Got(s.secrets.first().map(from));
     f.handshake = Fetched::NotAsked("the webhook is called through a Service".into());
     f.webhook = Fetched::Got(WebhookAnswer {
