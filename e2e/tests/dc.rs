@@ -33,7 +33,7 @@ fn gmsa_bin() -> PathBuf {
     let bin = dir.join("gmsa");
     assert!(
         bin.exists(),
-        "{} not built: run `cargo build -p gmsa` first (scripts/test.d/20-dc does)",
+        "{} not built: build it first: `cargo test --workspace --all-features --no-run` (scripts/test.d/20-dc does)",
         bin.display()
     );
     bin
