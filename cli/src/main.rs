@@ -1,5 +1,13 @@
 //! `gmsa`: the operator's tool for GMSA on Kubernetes.
 
+// The doc comments of this crate's argument structs are clap's --help texts, written for a
+// terminal (`ldaps://HOST[:PORT]`, `S.N.svc.<domain>`, bare URLs), not rustdoc markup.
+#![allow(
+    rustdoc::broken_intra_doc_links,
+    rustdoc::bare_urls,
+    rustdoc::invalid_html_tags
+)]
+
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches as _, Parser, Subcommand};

@@ -1,5 +1,5 @@
 //! What doctor reads from the cluster (and the domain), as plain data: the input of
-//! [`crate::diagnose`]. [`crate::gather`] fills it; tests build it by hand.
+//! [`crate::diagnose()`]. [`crate::gather()`] fills it; tests build it by hand.
 
 use std::collections::BTreeMap;
 

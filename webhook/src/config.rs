@@ -169,8 +169,8 @@ pub struct Config {
     )]
     pub credspecs_dir: Option<PathBuf>,
 
-    /// Standalone mode: YAML list of {namespace, serviceAccount, credspecs: [names]} saying
-    /// who may `use` which spec (`*` matches any).
+    /// Standalone mode: YAML list of {namespace, serviceAccount, credspecs} (credspecs: a list
+    /// of spec names) saying who may `use` which spec (`*` matches any).
     #[arg(
         long,
         env = "AUTHZ_POLICY",

@@ -9,7 +9,7 @@
 //! - Early answers (413, 415, 405, 404, ...) go out at once; what the handler left of the
 //!   body is then read and discarded, up to twice `max_body_bytes` and until the request's
 //!   `request_timeout` runs out, so the client finishes sending and reads the answer (see
-//!   [`drain`]). A longer remainder is cut: HTTP/2 resets the stream (`NO_ERROR`, after the
+//!   `drain`). A longer remainder is cut: HTTP/2 resets the stream (`NO_ERROR`, after the
 //!   answer), HTTP/1.1 closes the connection.
 //! - `/health`: 204 when the spec store is ready and the process is not shutting down, else
 //!   503 with the reason. `GET /info`: `{"version": "..."}`. Anything else: 404.

@@ -10,7 +10,7 @@ pub const HOSTNAME_LEN: usize = 15;
 
 const ALPHABET: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 
-/// A hostname of [`HOSTNAME_LEN`] characters from `seed` (pass 128 random bits): a lower-case
+/// A hostname of `HOSTNAME_LEN` characters from `seed` (pass 128 random bits): a lower-case
 /// letter, then letters and digits. About 77 bits of the seed are used.
 pub fn random_hostname(seed: u128) -> String {
     let mut rest = seed;
