@@ -1,6 +1,6 @@
 //! `gmsa-e2e`: end-to-end harnesses: a throwaway Samba Active Directory domain controller on a
-//! loopback address, a real Kubernetes cluster (when `KUBECONFIG` or `GMSA_E2E_KUBECONFIG`
-//! points at one), and the Helm chart as its tests render it ([`chart`]).
+//! loopback address, a real Kubernetes cluster (the one `GMSA_E2E_KUBECONFIG`
+//! names, for the `#[ignore]`d scenarios scripts/e2e-cluster runs), and the Helm chart as its tests render it ([`chart`]).
 
 pub mod chart;
 pub mod cluster;

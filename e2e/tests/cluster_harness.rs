@@ -105,13 +105,24 @@ async fn harness_connects_probes_and_cleans_up() {
                 }
             }),
         );
+    // Without GMSA_E2E_KUBECONFIG a scenario fails (it is #[ignore]d in the normal run, so it
+    // only runs when asked for), saying what to set; an ambient KUBECONFIG is not used.
+    std::env::remove_var("GMSA_E2E_KUBECONFIG");
+    std::env::set_var("KUBECONFIG", "/nonexistent/ambient-kubeconfig");
+    let message = panic_message(tokio::spawn(Cluster::for_test("unset")).await);
+    assert!(
+        message.contains("unset: this scenario needs a real cluster: set GMSA_E2E_KUBECONFIG")
+            && message.contains("scripts/e2e-cluster"),
+        "{message}"
+    );
+
     let server = FakeApiServer::start(router).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = server.write_kubeconfig(dir.path());
     // This test is alone in its process (its own test file).
     std::env::set_var("GMSA_E2E_KUBECONFIG", &kubeconfig);
 
-    let cluster = Cluster::connect_or_skip("harness").await.expect("connects");
+    let cluster = Cluster::for_test("harness").await;
     assert!(!cluster.has_crd().await.expect("probe CRD"));
     // A bare cluster gets the CRD this build generates, once.
     cluster.ensure_crd().await.expect("install the CRD");
@@ -139,7 +150,7 @@ async fn harness_connects_probes_and_cleans_up() {
         "labelled for removal by scripts/e2e-cluster"
     );
     assert!(cluster.has_webhook().await.expect("probe webhook"));
-    assert!(cluster.require_webhook("harness").await);
+    cluster.require_webhook("harness").await;
     let ns_name = cluster
         .with_namespace("harness", async |ns| {
             assert!(ns.name().starts_with("gmsa-e2e-harness-"), "{}", ns.name());
@@ -171,7 +182,7 @@ async fn harness_connects_probes_and_cleans_up() {
     // A body that panics (a failed assertion) still has its namespace deleted; the panic
     // reaches the test.
     let panicked = tokio::spawn(async {
-        let cluster = Cluster::connect_or_skip("harness").await.expect("connects");
+        let cluster = Cluster::for_test("harness").await;
         cluster
             .with_namespace("panics", async |_| -> anyhow::Result<()> {
                 panic!("an assertion failed")
@@ -214,18 +225,24 @@ async fn harness_connects_probes_and_cleans_up() {
     .await;
     std::env::set_var("GMSA_E2E_KUBECONFIG", bare.write_kubeconfig(dir.path()));
     let refused = tokio::spawn(async {
-        let cluster = Cluster::connect_or_skip("bare").await.expect("connects");
+        let cluster = Cluster::for_test("bare").await;
         cluster.require_webhook("bare").await
     })
     .await;
-    let message = refused
-        .expect_err("an explicit run does not skip")
+    let message = panic_message(refused);
+    assert!(
+        message.contains("bare: the gmsa chart is not installed"),
+        "{message}"
+    );
+}
+
+/// The message a spawned task panicked with (the test fails if it did not panic).
+fn panic_message<T>(joined: Result<T, tokio::task::JoinError>) -> String {
+    joined
+        .err()
+        .expect("a scenario that cannot run fails, it does not skip")
         .into_panic()
         .downcast::<String>()
         .map(|m| *m)
-        .unwrap_or_default();
-    assert!(
-        message.contains("GMSA_E2E_KUBECONFIG is set but the gmsa chart is not installed"),
-        "{message}"
-    );
+        .unwrap_or_default()
 }

@@ -426,9 +426,7 @@ async fn local_webhook_is_registered_called_and_cleaned_up() {
     // This test is alone in its process (its own test file).
     std::env::set_var("GMSA_E2E_KUBECONFIG", &kubeconfig);
 
-    let cluster = Cluster::connect_or_skip("local webhook harness")
-        .await
-        .expect("connects");
+    let cluster = Cluster::for_test("local webhook harness").await;
     assert_eq!(
         std::env::var_os("KUBECONFIG").as_deref(),
         Some(kubeconfig.as_os_str()),

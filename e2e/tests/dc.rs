@@ -1,6 +1,6 @@
 //! The DC tier: every scenario against one real Samba AD domain controller (started on first
 //! use by `gmsa_e2e::dc::shared`, stopped when this process exits). Run by
-//! `scripts/test.d/20-dc` (`cargo test -p gmsa-e2e --test dc`); excluded from the main nextest
+//! `scripts/test.d/20-dc` (`cargo test --workspace --all-features --test dc`); excluded from the main nextest
 //! run, which would start one DC per test process. See docs/e2e-dc.md.
 //!
 //! Expected values are read from the DC independently of our LDAP code: `ldbsearch` on the
@@ -15,16 +15,6 @@ use gmsa_e2e::dc::{
     RESTRICTED_USER,
 };
 use serde_json::{json, Value};
-
-/// The DC, or return from the test (skip) when samba is not installed outside CI.
-macro_rules! dc_or_skip {
-    () => {
-        match dc::shared() {
-            Some(dc) => dc,
-            None => return,
-        }
-    };
-}
 
 /// The `gmsa` binary of this build (target/debug/gmsa, next to this test's deps/ dir).
 fn gmsa_bin() -> PathBuf {
@@ -104,7 +94,7 @@ fn ldb_value(dc: &Dc, base: &str, scope: &str, filter: &str, attr: &str) -> Stri
 
 #[test]
 fn from_dc_equals_what_the_dc_reports() {
-    let dc = dc_or_skip!();
+    let dc = dc::shared();
     let spec = generated_spec(dc);
     let sid = ldb_value(dc, &dc.base_dn, "base", "(objectClass=*)", "objectSid");
     let guid = ldb_value(dc, &dc.base_dn, "base", "(objectClass=*)", "objectGUID");
@@ -148,7 +138,7 @@ fn from_dc_equals_what_the_dc_reports() {
 
 #[test]
 fn from_dc_over_starttls_gives_the_same_spec() {
-    let dc = dc_or_skip!();
+    let dc = dc::shared();
     let mut flags = dc_args(dc);
     flags[1] = format!("ldap://{}", dc.ip);
     let out = run_with(
@@ -163,7 +153,7 @@ fn from_dc_over_starttls_gives_the_same_spec() {
 
 #[test]
 fn from_dc_manifest_has_the_name_and_the_same_spec() {
-    let dc = dc_or_skip!();
+    let dc = dc::shared();
     let out = from_dc(dc, &["--name", "webapp1-e2e"]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
@@ -182,7 +172,7 @@ fn from_dc_manifest_has_the_name_and_the_same_spec() {
 /// HostAccountConfig is the AWS plugin's and validates with the crd catalogue.
 #[test]
 fn from_dc_ccg_aws_adds_only_a_host_account_config_that_validates() {
-    let dc = dc_or_skip!();
+    let dc = dc::shared();
     let arn = "arn:aws:secretsmanager:us-west-2:123456789012:secret:gmsa-reader";
     let out = from_dc(
         dc,
@@ -226,7 +216,7 @@ fn from_dc_ccg_aws_adds_only_a_host_account_config_that_validates() {
 
 #[test]
 fn from_dc_additional_accounts() {
-    let dc = dc_or_skip!();
+    let dc = dc::shared();
     let out = from_dc(
         dc,
         &[
@@ -257,7 +247,7 @@ fn from_dc_additional_accounts() {
 
 #[test]
 fn from_dc_refuses_missing_disabled_and_non_gmsa_accounts() {
-    let dc = dc_or_skip!();
+    let dc = dc::shared();
     let table = [
         (
             "NoSuchGmsa",
@@ -304,7 +294,7 @@ fn error_lines(stdout: &str) -> Vec<&str> {
 
 #[test]
 fn verify_passes_and_lists_who_may_retrieve() {
-    let dc = dc_or_skip!();
+    let dc = dc::shared();
     let dir = temp();
     let file = write_spec(dir.path(), "spec.json", &generated_spec(dc));
     let direct = format!("{NODE_DIRECT}$");
@@ -324,7 +314,7 @@ fn verify_passes_and_lists_who_may_retrieve() {
 
 #[test]
 fn verify_reads_the_from_dc_manifest() {
-    let dc = dc_or_skip!();
+    let dc = dc::shared();
     let dir = temp();
     let out = from_dc(dc, &[]);
     assert!(out.status.success());
@@ -336,7 +326,7 @@ fn verify_reads_the_from_dc_manifest() {
 
 #[test]
 fn verify_catches_each_wrong_field() {
-    let dc = dc_or_skip!();
+    let dc = dc::shared();
     let good = generated_spec(dc);
     let sid = good["DomainJoinConfig"]["Sid"]
         .as_str()
@@ -391,7 +381,7 @@ fn verify_catches_each_wrong_field() {
 
 #[test]
 fn verify_catches_a_missing_and_a_disabled_gmsa() {
-    let dc = dc_or_skip!();
+    let dc = dc::shared();
     let dir = temp();
     for (account, want) in [
         ("NoSuchGmsa", "not found in gmsatest.example"),
@@ -420,7 +410,7 @@ fn verify_catches_a_missing_and_a_disabled_gmsa() {
 
 #[test]
 fn verify_catches_a_node_that_is_not_allowed() {
-    let dc = dc_or_skip!();
+    let dc = dc::shared();
     let dir = temp();
     let file = write_spec(dir.path(), "spec.json", &generated_spec(dc));
     let denied = format!("{NODE_DENIED}$");
@@ -468,7 +458,7 @@ fn managed_password_as(dc: &Dc, computer: &str) -> Option<Vec<u8>> {
 
 #[test]
 fn node_side_allowed_computers_read_the_password_and_get_a_ticket() {
-    let dc = dc_or_skip!();
+    let dc = dc::shared();
     let dir = temp();
     let mut keys = Vec::new();
     for computer in [NODE_DIRECT, NODE_VIA_GROUP] {
@@ -497,7 +487,7 @@ fn node_side_allowed_computers_read_the_password_and_get_a_ticket() {
 
 #[test]
 fn node_side_denied_computer_gets_no_password_and_no_ticket() {
-    let dc = dc_or_skip!();
+    let dc = dc::shared();
     assert_eq!(
         managed_password_as(dc, NODE_DENIED),
         None,
@@ -516,7 +506,7 @@ fn node_side_denied_computer_gets_no_password_and_no_ticket() {
 
 #[test]
 fn error_unreachable_server() {
-    let dc = dc_or_skip!();
+    let dc = dc::shared();
     let mut flags = dc_args(dc);
     flags[1] = format!("ldaps://{}:1", dc.ip);
     let out = run_with(&flags, &["spec", "from-dc", "--account", GMSA]);
@@ -530,7 +520,7 @@ fn error_unreachable_server() {
 
 #[test]
 fn error_tls_names_the_ca_option() {
-    let dc = dc_or_skip!();
+    let dc = dc::shared();
     // Without --ca-file the system's CAs do not trust the test CA.
     let flags: Vec<String> = dc_args(dc)
         .into_iter()
@@ -564,7 +554,7 @@ fn error_tls_names_the_ca_option() {
 
 #[test]
 fn error_bad_credentials() {
-    let dc = dc_or_skip!();
+    let dc = dc::shared();
     let dir = temp();
     let wrong = dir.path().join("wrong.pw");
     std::fs::write(&wrong, "not-the-password\n").expect("write");
@@ -584,7 +574,7 @@ fn error_bad_credentials() {
 
 #[test]
 fn error_insufficient_rights() {
-    let dc = dc_or_skip!();
+    let dc = dc::shared();
     let dir = temp();
     let pw = dir.path().join("restricted.pw");
     std::fs::write(&pw, dc.password_of(RESTRICTED_USER)).expect("write");
@@ -608,24 +598,19 @@ fn gmsa_kerberos(dc: &Dc, cache: &Path, args: &[&str]) -> Output {
     cmd.output().expect("running gmsa")
 }
 
-/// Whether the gmsa binary has Kerberos support (`--features gmsa/kerberos`, as
-/// scripts/test.d/20-dc builds it); without it outside CI the Kerberos scenarios skip.
-fn kerberos_built(out: &Output) -> bool {
+/// Fails unless the gmsa binary has Kerberos support (`--all-features`, as
+/// scripts/test.d/20-dc builds it).
+fn assert_kerberos_built(out: &Output) {
     let (_, stderr) = text(out);
-    if !stderr.contains("built without Kerberos support") {
-        return true;
-    }
     assert!(
-        std::env::var_os("CI").is_none(),
-        "CI must build gmsa with --features gmsa/kerberos: {stderr}"
+        !stderr.contains("built without Kerberos support"),
+        "the DC tier needs gmsa built with --all-features (gmsa/kerberos): {stderr}"
     );
-    eprintln!("skipped: gmsa built without --features kerberos");
-    false
 }
 
 #[test]
 fn from_dc_with_kerberos_gives_the_same_spec() {
-    let dc = dc_or_skip!();
+    let dc = dc::shared();
     let dir = temp();
     let cache = dir.path().join("admin.ccache");
     let ca = dc.ca_file.display().to_string();
@@ -651,9 +636,7 @@ fn from_dc_with_kerberos_gives_the_same_spec() {
     // No ticket in the cache yet: a clear error naming kinit and the service principal
     // (taken from the DC's dnsHostName, as --server is an IP address).
     let out = from_dc(&["--server", &ldaps]);
-    if !kerberos_built(&out) {
-        return;
-    }
+    assert_kerberos_built(&out);
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -720,7 +703,7 @@ fn from_dc_with_kerberos_gives_the_same_spec() {
 
 #[test]
 fn kerberos_bind_is_as_the_ticket_principal() {
-    let dc = dc_or_skip!();
+    let dc = dc::shared();
     let dir = temp();
     let cache = dir.path().join("restricted.ccache");
     dc.kinit_with_password(RESTRICTED_USER, &dc.password_of(RESTRICTED_USER), &cache)
@@ -741,9 +724,7 @@ fn kerberos_bind_is_as_the_ticket_principal() {
             "--kerberos",
         ],
     );
-    if !kerberos_built(&out) {
-        return;
-    }
+    assert_kerberos_built(&out);
     // restricted1 may not read the gMSA's objectSid (Administrator may): the bind really
     // is as the principal of the credential cache.
     let (_, stderr) = text(&out);
@@ -789,7 +770,7 @@ impl Drop for Child {
 
 #[test]
 fn chain_from_dc_manifest_to_webhook_to_mutated_pod() {
-    let dc = dc_or_skip!();
+    let dc = dc::shared();
     let dir = temp();
     let specs = dir.path().join("credspecs");
     std::fs::create_dir(&specs).expect("mkdir");
@@ -884,7 +865,7 @@ fn chain_from_dc_manifest_to_webhook_to_mutated_pod() {
 
 #[test]
 fn verify_by_name_reads_the_spec_from_the_cluster() {
-    let dc = dc_or_skip!();
+    let dc = dc::shared();
     let good = generated_spec(dc);
     let mut wrong = good.clone();
     wrong["DomainJoinConfig"]["NetBiosName"] = json!("CONTOSO");
@@ -992,7 +973,7 @@ fn doctor_setup(spec: Value, nodes: &[&str]) -> gmsa_testkit::setup::Setup {
 
 #[test]
 fn doctor_checks_the_spec_and_each_windows_node_against_the_dc() {
-    let dc = dc_or_skip!();
+    let dc = dc::shared();
     // Node names as Kubernetes shows them (lower case, FQDN); their computer accounts are
     // NODE1$ (allowed directly) and NODE2$ (through the group).
     let nodes = [
@@ -1014,7 +995,7 @@ fn doctor_checks_the_spec_and_each_windows_node_against_the_dc() {
 
 #[test]
 fn doctor_finds_a_wrong_sid_and_a_node_that_may_not_retrieve_the_password() {
-    let dc = dc_or_skip!();
+    let dc = dc::shared();
     let mut wrong = generated_spec(dc);
     wrong["DomainJoinConfig"]["Sid"] = json!("S-1-5-21-1111111111-2222222222-3333333333");
     let denied = NODE_DENIED.to_ascii_lowercase();

@@ -1,12 +1,15 @@
-//! A real Kubernetes cluster for end-to-end tests, when one is configured.
+//! A real Kubernetes cluster for end-to-end tests.
 //!
-//! - [`Cluster::connect_or_skip`]: the cluster named by `GMSA_E2E_KUBECONFIG` (a kubeconfig
-//!   path; an explicit opt-in, so an unreachable cluster fails the test) or else by
-//!   `KUBECONFIG` (ambient; an unreachable cluster skips). With neither set the test prints
-//!   that it was skipped and why, and returns.
+//! The scenarios that need one are `#[ignore = "real cluster: scripts/e2e-cluster"]`: the
+//! normal run (no cluster) reports them as skipped, never as passed, and `scripts/e2e-cluster`
+//! runs them (`--run-ignored all`) against `GMSA_E2E_KUBECONFIG`.
+//!
+//! - [`Cluster::for_test`]: the cluster named by `GMSA_E2E_KUBECONFIG` (a kubeconfig path; an
+//!   ambient `KUBECONFIG` is never used). Unset, or a cluster that cannot be used, fails the
+//!   scenario with what to set.
 //! - [`Cluster::ensure_crd`]: installs the CRD this build generates when the cluster has none
 //!   (so every scenario runs on a bare API server); [`Cluster::require_webhook`]: scenarios of
-//!   the installed chart fail under `GMSA_E2E_KUBECONFIG` when it is missing, never skip.
+//!   the installed chart fail when it is missing, saying what to install.
 //! - [`Cluster::with_namespace`]: runs a test body in a fresh namespace `gmsa-e2e-…`, deleting
 //!   it (and every credspec, pod and webhook configuration the body created) afterwards,
 //!   whether the body passed, failed or panicked.
@@ -65,64 +68,44 @@ pub struct Cluster {
     server: String,
 }
 
-/// Why a cluster test did not run.
-#[derive(Debug)]
-pub struct Skip(pub String);
-
 impl Cluster {
-    /// The configured cluster, or `None` after printing why the test `test` is skipped.
-    /// Panics when `GMSA_E2E_KUBECONFIG` is set but the cluster cannot be used: an explicit
-    /// opt-in must not pass silently.
-    pub async fn connect_or_skip(test: &str) -> Option<Self> {
+    /// The cluster of `GMSA_E2E_KUBECONFIG`, for scenario `test`. The scenarios that need one
+    /// are `#[ignore]`d, so the normal run reports them as skipped instead of passing them;
+    /// `scripts/e2e-cluster` runs them. A scenario run without `GMSA_E2E_KUBECONFIG`, or with
+    /// a cluster that cannot be used, fails here saying what to set: nothing passes without
+    /// having run.
+    pub async fn for_test(test: &str) -> Self {
         match Self::connect().await {
             Ok(c) => {
                 eprintln!("{test}: running against the cluster at {}", c.server);
-                Some(c)
+                c
             }
-            Err(Skip(why)) => {
-                eprintln!("{test}: SKIPPED: {why}");
-                None
-            }
+            Err(e) => panic!("{test}: {e:#}"),
         }
     }
 
-    /// The configured cluster, or why there is none to use.
-    pub async fn connect() -> std::result::Result<Self, Skip> {
-        if let Some(path) = std::env::var_os("GMSA_E2E_KUBECONFIG") {
-            let path = std::path::PathBuf::from(path);
-            point_kubeconfig_at(&path);
-            let connected = async {
-                let kubeconfig = Kubeconfig::read_from(&path)
-                    .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-                let config =
-                    kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                        .await
-                        .with_context(|| format!("using kubeconfig {}", path.display()))?;
-                Self::reach(config).await
-            }
-            .await;
-            return match connected {
-                Ok(c) => Ok(c),
-                Err(e) => panic!(
-                    "GMSA_E2E_KUBECONFIG={} is set but the cluster cannot be used: {e:#}",
-                    path.display()
-                ),
-            };
-        }
-        if std::env::var_os("KUBECONFIG").is_none() {
-            return Err(Skip(
-                "no cluster configured: set GMSA_E2E_KUBECONFIG (or KUBECONFIG) to a kubeconfig \
-                 of a disposable test cluster"
-                    .into(),
-            ));
-        }
-        let config = kube::Config::from_kubeconfig(&KubeConfigOptions::default())
-            .await
-            .map_err(|e| Skip(format!("KUBECONFIG is set but unusable: {e}")))?;
-        Self::reach(config).await.map_err(|e| {
-            Skip(format!(
-                "KUBECONFIG is set but the cluster is unreachable: {e:#}"
-            ))
+    /// The cluster of `GMSA_E2E_KUBECONFIG` (an explicit path: an ambient `KUBECONFIG` is never
+    /// used, so a test cannot touch a cluster nobody named for testing).
+    pub async fn connect() -> Result<Self> {
+        let Some(path) = std::env::var_os("GMSA_E2E_KUBECONFIG") else {
+            bail!(
+                "this scenario needs a real cluster: set GMSA_E2E_KUBECONFIG to the kubeconfig of a \
+                 disposable test cluster and run scripts/e2e-cluster (docs/e2e-cluster.md)"
+            );
+        };
+        let path = std::path::PathBuf::from(path);
+        point_kubeconfig_at(&path);
+        let kubeconfig = Kubeconfig::read_from(&path)
+            .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("using kubeconfig {}", path.display()))?;
+        Self::reach(config).await.with_context(|| {
+            format!(
+                "GMSA_E2E_KUBECONFIG={} is set but the cluster cannot be used",
+                path.display()
+            )
         })
     }
 
@@ -200,23 +183,18 @@ impl Cluster {
         .await
     }
 
-    /// Whether a scenario needing the chart's webhook can run: `true` when it is installed.
-    /// When it is not, an explicit run (`GMSA_E2E_KUBECONFIG`) fails here with what to install;
-    /// an ambient one (`KUBECONFIG`) prints that `test` is skipped and returns `false`.
-    pub async fn require_webhook(&self, test: &str) -> bool {
+    /// Fails scenario `test` unless the chart's webhook is installed, saying what to install.
+    pub async fn require_webhook(&self, test: &str) {
         let installed = self
             .has_webhook()
             .await
             .unwrap_or_else(|e| panic!("{test}: {e:#}"));
-        if !installed {
-            let why = "the gmsa chart is not installed (helm install gmsa charts/gmsa -n gmsa --create-namespace)";
-            assert!(
-                std::env::var_os("GMSA_E2E_KUBECONFIG").is_none(),
-                "{test}: GMSA_E2E_KUBECONFIG is set but {why}: an explicit run does not skip"
-            );
-            eprintln!("{test}: SKIPPED: {why}");
-        }
-        installed
+        assert!(
+            installed,
+            "{test}: the gmsa chart is not installed (helm install gmsa charts/gmsa -n gmsa \
+             --create-namespace), or leave the webhook_* scenarios out: \
+             scripts/e2e-cluster -E 'not test(/^webhook_/)'"
+        );
     }
 
     /// What the cluster's authorizer answers (a SubjectAccessReview) for service account
