@@ -7,16 +7,16 @@
 //! - `webhook_*`: the installed chart's webhook (under `GMSA_E2E_KUBECONFIG` they fail without
 //!   it). Pods are created with server-side dry-run: they pass through the webhooks but are
 //!   never stored or scheduled, so no Windows node is needed.
-//! - `backend_*` and `local_*`: the scenarios of [`scenarios`], which CI also runs against the
+//! - `backend_*` and `local_*`: the scenarios of [`webhook_scenarios`], which CI also runs against the
 //!   harness's fake cluster (`fake_cluster_webhook.rs`).
 
-mod scenarios;
+mod webhook_scenarios;
 
 use gmsa_e2e::cluster::{wait_for, windows_pod, Cluster};
-use scenarios::{cluster_scenarios, credspec, with_crd, WAIT};
 use serde_json::Value;
+use webhook_scenarios::{credspec, webhook_scenarios, with_crd, WAIT};
 
-cluster_scenarios!(before: (), #[ignore = "real cluster: scripts/e2e-cluster"]);
+webhook_scenarios!(before: (), #[ignore = "real cluster: scripts/e2e-cluster"]);
 
 /// Runs `body` against the installed webhook with a spec `webapp` may use.
 macro_rules! with_webhook {

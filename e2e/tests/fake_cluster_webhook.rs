@@ -1,4 +1,4 @@
-//! The cluster scenarios of [`scenarios`] against the harness's fake cluster
+//! The cluster scenarios of [`webhook_scenarios`] against the harness's fake cluster
 //! ([`gmsa_e2e::fake_cluster`]), in CI: the same code `cluster_webhook.rs` runs against a real
 //! cluster. Plus the harness itself (`gmsa_e2e::cluster::LocalWebhook`,
 //! `TestNamespace::register_webhook`, real pods, updates, ephemeral containers, warnings):
@@ -7,7 +7,7 @@
 //! harness reads admitted pods, denials and warnings correctly, certificate rotation is seen,
 //! and cleanup removes the configurations, the pods and the namespace.
 
-mod scenarios;
+mod webhook_scenarios;
 
 use std::time::Duration;
 
@@ -16,10 +16,10 @@ use gmsa_e2e::cluster::{
     LOCAL_VALIDATE_HOOK,
 };
 use gmsa_e2e::fake_cluster::{matches_rule, FakeCluster, MUTATING, VALIDATING};
-use scenarios::cluster_scenarios;
 use serde_json::{json, Value};
+use webhook_scenarios::webhook_scenarios;
 
-cluster_scenarios!(before: FakeCluster::for_this_process());
+webhook_scenarios!(before: FakeCluster::for_this_process());
 
 fn inlined(pod: &k8s_openapi::api::core::v1::Pod, pointer: &str) -> Option<Value> {
     let pod = serde_json::to_value(pod).expect("pod JSON");

@@ -1,7 +1,7 @@
-//! The cluster scenarios that need only an API server (no chart installed), written once and
-//! run twice: against a real cluster by `cluster_webhook.rs` (`#[ignore]`d, run by
+//! The webhook's cluster scenarios that need only an API server (no chart installed), written
+//! once and run twice: against a real cluster by `cluster_webhook.rs` (`#[ignore]`d, run by
 //! scripts/e2e-cluster) and, in CI, against the harness's fake cluster by
-//! `fake_cluster_webhook.rs` ([`gmsa_e2e::fake_cluster`]). [`cluster_scenarios!`] declares one
+//! `fake_cluster_webhook.rs` ([`gmsa_e2e::fake_cluster`]). [`webhook_scenarios!`] declares one
 //! test per scenario in the file that includes this module.
 //!
 //! - `backend_*`: the webhook's Kubernetes backend (spec cache, authorizer) against the
@@ -34,11 +34,12 @@ use serde_json::{json, Value};
 /// How long a scenario waits for the cluster (caches, RBAC) to catch up.
 pub const WAIT: Duration = Duration::from_secs(30);
 
-/// Declares one `#[tokio::test]` per scenario of this module, each with the given attributes
-/// (e.g. `#[ignore = "…"]`), each evaluating `before` first (e.g. choosing the fake cluster).
-macro_rules! cluster_scenarios {
+/// Declares one test per scenario of this module (see [`gmsa_e2e::scenario_tests!`]), each
+/// with the given attributes (e.g. `#[ignore = "…"]`), each evaluating `before` first (e.g.
+/// choosing the fake cluster).
+macro_rules! webhook_scenarios {
     (before: $before:expr $(, #[$attr:meta])* $(,)?) => {
-        $crate::scenarios::cluster_scenarios!(@each ($before) [$(#[$attr])*]
+        gmsa_e2e::scenario_tests!([flavor = "current_thread"] webhook_scenarios ($before) [$(#[$attr])*]
             backend_cache_follows_spec_changes,
             backend_authorizer_follows_rbac,
             local_pod_level_spec_name_gets_the_contents_inlined_and_stored,
@@ -59,19 +60,8 @@ macro_rules! cluster_scenarios {
             local_ephemeral_container_naming_a_spec_needs_use_permission,
         );
     };
-    (@each $before:tt $attrs:tt $($name:ident),* $(,)?) => {$(
-        $crate::scenarios::cluster_scenarios!(@one $before $attrs $name);
-    )*};
-    (@one ($before:expr) [$($attr:tt)*] $name:ident) => {
-        #[tokio::test]
-        $($attr)*
-        async fn $name() {
-            let _ = $before;
-            $crate::scenarios::$name(stringify!($name)).await
-        }
-    };
 }
-pub(crate) use cluster_scenarios;
+pub(crate) use webhook_scenarios;
 
 /// Installs the CRD when the cluster has none (see `Cluster::ensure_crd`), failing `test` when
 /// it cannot.
