@@ -22,14 +22,15 @@ async fn call(url: &str, ca_bundle: &str, review: &Value) -> Result<Value> {
     let pem = base64::engine::general_purpose::STANDARD
         .decode(ca_bundle)
         .context("caBundle is not base64")?;
-    let der = pem_body(&String::from_utf8_lossy(&pem))?;
+    // Every CA of the bundle, as the API server trusts them.
+    let cas = gmsa_certs::cert::parse_pem_chain(&String::from_utf8_lossy(&pem), "caBundle")?;
     let (base, path) = url
         .strip_prefix("https://")
         .and_then(|rest| rest.split_once('/'))
         .map(|(host, path)| (format!("https://{host}"), format!("/{path}")))
         .ok_or_else(|| anyhow!("not an https URL with a path: {url}"))?;
     let mut config = kube::Config::new(base.parse()?);
-    config.root_cert = Some(vec![der]);
+    config.root_cert = Some(cas);
     let client = kube::Client::try_from(config)?;
     let request =
         kube::core::Request::new(path).create(&Default::default(), serde_json::to_vec(review)?)?;
@@ -81,19 +82,6 @@ fn tls_error<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a rus
     let inner: &(dyn std::error::Error + 'static) =
         cause.downcast_ref::<std::io::Error>()?.get_ref()?;
     tls_error(inner)
-}
-
-/// The DER bytes of the first certificate of a PEM text.
-fn pem_body(pem: &str) -> Result<Vec<u8>> {
-    let body: String = pem
-        .lines()
-        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
-        .skip(1)
-        .take_while(|l| !l.starts_with("-----END"))
-        .collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(body)
-        .context("caBundle holds no PEM certificate")
 }
 
 impl Store {

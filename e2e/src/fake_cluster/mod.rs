@@ -6,24 +6,23 @@
 //!
 //! What it does as kube-apiserver does:
 //! - pod writes (create, dry-run create, update, `pods/ephemeralcontainers`) go through the
-//!   registered webhook configurations, mutating then validating, each entry called by its
+//!   registered webhook configurations, mutating then validating. Each entry is called by its
 //!   `url` over TLS trusting only its `caBundle`, when its rules (operation, resource) and its
 //!   `namespaceSelector` (`matchLabels`, against the namespace's labels, which include
-//!   `kubernetes.io/metadata.name` as on a real API server) select the write; patches are applied, warnings come back
-//!   as `Warning` headers, a denial as the API server words it (`admission webhook "NAME"
-//!   denied the request: …`), a webhook that cannot be called as `failed calling webhook`
-//!   (every entry is `failurePolicy: Fail`, as the harness registers them);
-//! - access reviews are answered by RBAC: the Roles and RoleBindings created in a namespace are
-//!   evaluated with [`crate::rbac::allows`] (verb `use`, `resourceNames`), after every change;
+//!   `kubernetes.io/metadata.name` as on a real API server) select the write. Patches are
+//!   applied, warnings come back as `Warning` headers, a denial is worded as the API server
+//!   words it (`admission webhook "NAME" denied the request: …`), and a webhook that cannot be
+//!   called as `failed calling webhook … Post "URL": …` in Go's words (`x509: certificate
+//!   signed by unknown authority`, `… has expired or is not yet valid`, `connect: connection
+//!   refused`), the text `gmsa doctor` reads causes from (every entry is `failurePolicy: Fail`,
+//!   as the harness registers them);
+//! - access reviews (LocalSubjectAccessReviews of the webhook, SubjectAccessReviews of doctor)
+//!   are answered by RBAC: the Roles and RoleBindings created in a namespace, evaluated with
+//!   [`crate::rbac::allows`]; a grant or a revocation applies at once;
 //! - the CRD is the one this build generates, `Established`; credspecs created through `v1` or
-//!   `v1alpha1` are read through `v1`; namespaces, service accounts, pods, configurations are
-//!   stored until deleted (a namespace's pods with it).
-//!
-//! - what `gmsa doctor` reads: the configurations (listed, patched by `name` as a
-//!   strategic-merge patch does), namespaces, nodes (none), SubjectAccessReviews (answered by
-//!   RBAC); a webhook that cannot be called is worded as kube-apiserver words it (Go's
-//!   `x509: certificate signed by unknown authority`, `… has expired or is not yet valid`,
-//!   `connect: connection refused`), which is what doctor reads the cause from.
+//!   `v1alpha1` are read through `v1`; namespaces, service accounts, pods and configurations
+//!   are stored until deleted (a namespace's pods and RBAC with it); configurations are listed
+//!   and patched by entry `name` (as a strategic-merge patch does); nodes: none.
 //!
 //! Not modelled (no scenario of the fake needs it): the API server's own pod validation,
 //! `matchExpressions`, `objectSelector`, `matchConditions`, Services and Deployments (the
@@ -89,21 +88,18 @@ impl Store {
         object["kind"] = json!(kind);
         object["metadata"]["namespace"] = json!(ns);
         let mut objects = self.lock();
-        let name = object["metadata"]["name"].clone();
-        objects.rbac.retain(|o| {
-            !(o["kind"] == kind
-                && o["metadata"]["namespace"] == ns
-                && o["metadata"]["name"] == name)
-        });
+        let name = object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        objects.rbac.retain(|o| !is(o, kind, ns, &name));
         objects.rbac.push(object);
         self.reauthorize(&mut objects, ns);
     }
 
     fn delete_rbac(&self, ns: &str, kind: &str, name: &str) -> Option<Value> {
         let mut objects = self.lock();
-        let at = objects.rbac.iter().position(|o| {
-            o["kind"] == kind && o["metadata"]["namespace"] == ns && o["metadata"]["name"] == name
-        })?;
+        let at = objects.rbac.iter().position(|o| is(o, kind, ns, name))?;
         let removed = objects.rbac.remove(at);
         self.reauthorize(&mut objects, ns);
         Some(removed)
@@ -113,11 +109,7 @@ impl Store {
         self.lock()
             .rbac
             .iter()
-            .find(|o| {
-                o["kind"] == kind
-                    && o["metadata"]["namespace"] == ns
-                    && o["metadata"]["name"] == name
-            })
+            .find(|o| is(o, kind, ns, name))
             .cloned()
     }
 
@@ -224,6 +216,13 @@ impl Store {
             .filter(|hook| matches_rule(hook, operation, resource))
             .collect()
     }
+}
+
+/// Whether `object` is the `kind` named `name` in namespace `ns`.
+fn is(object: &Value, kind: &str, ns: &str, name: &str) -> bool {
+    object["kind"] == kind
+        && object["metadata"]["namespace"] == ns
+        && object["metadata"]["name"] == name
 }
 
 /// What RBAC answers for service account `ns/sa` making `request`, from `objects`.

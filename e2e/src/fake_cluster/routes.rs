@@ -58,20 +58,8 @@ fn patch_entries(config: &mut Value, patch: &Value) {
             .flatten()
             .find(|e| e["name"] == change["name"])
         {
-            merge(entry, change);
+            json_patch::merge(entry, change);
         }
-    }
-}
-
-/// A JSON merge of `change` into `target` (objects merged key by key, anything else replaced).
-fn merge(target: &mut Value, change: &Value) {
-    match (target.as_object_mut(), change.as_object()) {
-        (Some(t), Some(c)) => {
-            for (k, v) in c {
-                merge(t.entry(k.clone()).or_insert(Value::Null), v);
-            }
-        }
-        _ => *target = change.clone(),
     }
 }
 
