@@ -8,8 +8,7 @@ use base64::Engine as _;
 use gmsa_testkit::{json, status};
 use serde_json::{json, Value};
 
-use super::routes::not_found;
-use super::{Store, MUTATING, VALIDATING};
+use super::{not_found, Store, MUTATING, VALIDATING};
 
 /// What the admission chain decided.
 enum Outcome {

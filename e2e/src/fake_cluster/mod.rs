@@ -36,8 +36,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use anyhow::{Context, Result};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use gmsa_testkit::crd_api::{AuthzAnswer, CrdApi};
-use gmsa_testkit::FakeApiServer;
+use gmsa_testkit::{json, status, FakeApiServer};
 use serde_json::{json, Value};
 
 use crate::rbac;
@@ -216,6 +218,20 @@ impl Store {
             .filter(|hook| matches_rule(hook, operation, resource))
             .collect()
     }
+}
+
+/// A 404 as the API server words it: `{what} not found`.
+fn not_found(what: &str) -> Response {
+    status(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        &format!("{what} not found"),
+    )
+}
+
+/// A 201 with the object created.
+fn created(object: &Value) -> Response {
+    (StatusCode::CREATED, json(object)).into_response()
 }
 
 /// Whether `object` is the `kind` named `name` in namespace `ns`.

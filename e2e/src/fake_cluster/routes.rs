@@ -1,27 +1,13 @@
 //! The API routes of the fake cluster.
 
 use axum::extract::{Path as UrlPath, RawQuery, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use gmsa_testkit::crd_api::SPECS_PATH;
-use gmsa_testkit::{json, status};
+use gmsa_testkit::json;
 use serde_json::{json, Value};
 
-use super::{Store, MUTATING, VALIDATING};
-
-pub(super) fn not_found(what: &str) -> Response {
-    status(
-        StatusCode::NOT_FOUND,
-        "NotFound",
-        &format!("{what} not found"),
-    )
-}
-
-fn created(object: &Value) -> Response {
-    (StatusCode::CREATED, json(object)).into_response()
-}
+use super::{created, not_found, Store, MUTATING, VALIDATING};
 
 /// The CRD this build generates, as an API server shows it once established.
 fn established_crd() -> Value {
